@@ -1,0 +1,3 @@
+from birdstream.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""The vocabulary passed between stages: Frame -> Prediction -> SightingEvent.
+
+Pure data, no torch import. Stages are verbs (ingest, engine, track, publish); these are the nouns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+EventKind = Literal["start", "update", "end"]
+StreamState = Literal["starting", "running", "reconnecting", "stopped", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One sampled frame of one stream, already cropped (roi) and resized to the model input size."""
+
+    stream_id: str
+    seq: int  # per-stream counter of sampled frames, starts at 0
+    image: np.ndarray  # uint8 [H, W, 3] RGB at the model's input size (e.g. 384x384)
+    captured_at: float  # epoch seconds: wall clock of capture (live) or file time + media time
+    media_time: float | None = None  # seconds from the start of the file; None for live sources
+    source: str | None = None  # file path the frame came from (files and image folders), else None
+    motion: float | None = None  # fraction of the scene that changed against the background, 0..1
+    keepalive: bool = False  # passed the motion gate only as a periodic keep-alive sample
+    full: np.ndarray | None = None  # uint8 [h, w, 3] RGB of the roi at source resolution (snapshots)
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """The classifier's answer for one frame."""
+
+    frame: Frame
+    probs: np.ndarray  # float32 [num_classes] softmax probabilities
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStatus:
+    """Health of one stream, published on P/S/C/status when it changes."""
+
+    stream_id: str
+    state: StreamState
+    error: str | None = None  # one line, credentials redacted
+    fps: float = 0.0  # sampled frames per second, recent
+    last_frame_at: float | None = None  # epoch seconds
+    reconnects: int = 0
+    dropped: int = 0
+    frames_in: int = 0  # decoded frames
+    frames_sampled: int = 0
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "error": self.error,
+            "fps": round(self.fps, 3),
+            "last_frame_at": rfc3339(self.last_frame_at) if self.last_frame_at is not None else None,
+            "reconnects": self.reconnects,
+            "dropped": self.dropped,
+            "frames_in": self.frames_in,
+            "frames_sampled": self.frames_sampled,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SightingEvent:
+    """One event of a sighting's life; to_payload() is the JSON of INTERFACE.md section 4."""
+
+    id: str  # uuid4 string, stable for one sighting
+    seq: int  # 0 for start, +1 per event of the same sighting
+    event: EventKind
+    station: str
+    stream: str
+    species: str
+    score: float
+    top: tuple[tuple[str, float], ...]
+    started_at: float  # epoch seconds of the first supporting frame
+    updated_at: float  # epoch seconds of the frame that caused this event
+    ended_at: float | None  # epoch seconds of the last supporting frame (end events only)
+    frames: int  # supporting frames so far
+    model: str  # "<weights name>@<first 12 hex of sha256>"
+    snapshot: str | None = None  # path relative to state_dir, or None
+    media_start_s: float | None = None
+    media_end_s: float | None = None
+    # Not part of the payload: the best frame so far (full-res roi if the source gave one).
+    best_image: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    def with_snapshot(self, path: str | None) -> SightingEvent:
+        return dataclasses.replace(self, snapshot=path)
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "id": self.id,
+            "seq": self.seq,
+            "event": self.event,
+            "station": self.station,
+            "stream": self.stream,
+            "species": self.species,
+            "score": round(float(self.score), 4),
+            "top": [[name, round(float(p), 4)] for name, p in self.top],
+            "started_at": rfc3339(self.started_at),
+            "updated_at": rfc3339(self.updated_at),
+            "ended_at": rfc3339(self.ended_at) if self.ended_at is not None else None,
+            "frames": self.frames,
+            "snapshot": self.snapshot,
+            "model": self.model,
+            "media_start_s": _round_opt(self.media_start_s),
+            "media_end_s": _round_opt(self.media_end_s),
+        }
+
+
+def _round_opt(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)
+
+
+def rfc3339(epoch_s: float) -> str:
+    """Epoch seconds -> RFC 3339 UTC with milliseconds, e.g. 2026-05-01T06:12:03.250Z."""
+    dt = datetime.fromtimestamp(epoch_s, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
