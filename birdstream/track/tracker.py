@@ -1,0 +1,274 @@
+"""Per-stream sighting state machine: smoothed predictions -> start / update / end events."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from birdstream.messages import Frame, Prediction, SightingEvent
+from birdstream.track import metrics
+from birdstream.track.options import TrackOptions, check_species
+from birdstream.track.smoothing import DecayingMean, Smoother
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Run:
+    """Supporting frames of one species: a candidate, or the open sighting once it started."""
+
+    species: int
+    first_t: float
+    first_media: float | None
+    last_t: float
+    last_media: float | None
+    frames: int
+    best_p: float
+    best_image: np.ndarray | None
+
+    @classmethod
+    def begin(cls, species: int, frame: Frame, p: float) -> _Run:
+        t = float(frame.captured_at)
+        return cls(species, t, frame.media_time, t, frame.media_time, 1, p, _picture(frame))
+
+    def support(self, frame: Frame, p: float) -> None:
+        self.last_t = max(self.last_t, float(frame.captured_at))
+        self.last_media = frame.media_time
+        self.frames += 1
+        if p > self.best_p:
+            self.best_p = p
+            self.best_image = _picture(frame)
+
+
+@dataclass
+class _Open:
+    """The sighting being reported."""
+
+    run: _Run
+    id: str
+    seq: int  # seq of the last event sent
+    reported: float  # score of the last event sent
+    last_event_t: float
+    peak: float
+    peak_top: tuple[tuple[str, float], ...]
+    started_t: float  # when the start was decided (frame time)
+
+
+def _picture(frame: Frame) -> np.ndarray | None:
+    return frame.full if frame.full is not None else frame.image
+
+
+class SightingTracker:
+    """Turns one stream's predictions into sightings; pure code, time comes from the frames or tick()."""
+
+    def __init__(
+        self,
+        *,
+        station: str,
+        stream_id: str,
+        class_names: Sequence[str],
+        model_id: str,
+        options: TrackOptions,
+        id_factory: Callable[[], object] = uuid.uuid4,
+        start_from_first_frame: bool = False,
+    ):
+        """`start_from_first_frame` seeds the smoothing with the first frame (still bursts) instead of zero."""
+        self.station = station
+        self.stream_id = stream_id
+        self.model_id = model_id
+        self.class_names = tuple(class_names)
+        self.options = opts = check_species(options, self.class_names)
+        self._id_factory = id_factory
+        n = len(self.class_names)
+        index = {name: i for i, name in enumerate(self.class_names)}
+        eligible = np.ones(n, dtype=bool)
+        if opts.allow:
+            eligible[:] = False
+            eligible[[index[s] for s in opts.allow]] = True
+        for name in opts.deny:
+            eligible[index[name]] = False
+        self._eligible = eligible
+        self._enter = np.full(n, opts.enter_score, dtype=np.float64)
+        for name, score in opts.thresholds.items():
+            self._enter[index[name]] = score
+        self._exit = self._enter * (opts.exit_score / opts.enter_score)
+        self._smoother = Smoother(n, opts.smoothing_s, opts.max_frame_s, start_from_first=start_from_first_frame)
+        self._baseline = DecayingMean(n, opts.baseline_s)
+        self._last_motion_t: float | None = None
+        self._frames_seen = 0
+        self._cand: _Run | None = None
+        self._open: _Open | None = None
+        self._warned_bad = False
+
+    @property
+    def open_sighting(self) -> str | None:
+        """The id of the sighting in progress, if any."""
+        return self._open.id if self._open else None
+
+    def update(self, pred: Prediction) -> list[SightingEvent]:
+        """Feed one prediction (frames in capture order); returns the events it caused."""
+        frame = pred.frame
+        probs = np.asarray(pred.probs, dtype=np.float64).reshape(-1)
+        if probs.shape[0] != len(self.class_names) or not np.all(np.isfinite(probs)):
+            metrics.BAD_PREDICTIONS.labels(stream=self.stream_id).inc()
+            if not self._warned_bad:
+                self._warned_bad = True
+                log.warning(
+                    "stream %s: dropped a prediction of %d values (model has %d classes) or with NaN",
+                    self.stream_id, probs.shape[0], len(self.class_names),
+                )
+            return []
+        t = float(frame.captured_at)
+        events = self._expire(t)
+        s = self._smoother.add(probs, t)
+        moving, quiet = self._motion(frame)
+        if moving:
+            self._last_motion_t = t
+        if quiet and self._open is None and self.options.scenery:
+            self._baseline.add(probs, t)
+        if self._open is not None:
+            events += self._follow(frame, probs, s)
+        events += self._consider(frame, probs, s)
+        self._frames_seen += 1
+        return events
+
+    def tick(self, now: float) -> list[SightingEvent]:
+        """End the sighting whose last supporting frame is older than end_after_s at `now` (frame timeline)."""
+        return self._expire(float(now))
+
+    def close(self, now: float | None = None) -> list[SightingEvent]:
+        """The stream stopped: end the open sighting (ended_at stays its last supporting frame)."""
+        self._cand = None
+        if self._open is None:
+            return []
+        return [self._end("close")]
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _motion(self, frame: Frame) -> tuple[bool, bool]:
+        """(moving, quiet) of a frame; unknown motion is neither."""
+        m = frame.motion
+        if m is None:
+            return False, False
+        if frame.keepalive or m < self.options.motion_min:
+            return False, True
+        # A background model has nothing to compare the very first frame with.
+        return self._frames_seen > 0, False
+
+    def _expire(self, now: float) -> list[SightingEvent]:
+        limit = self.options.end_after_s
+        if self._cand is not None and now - self._cand.last_t > limit:
+            self._cand = None
+        if self._open is not None and now - self._open.run.last_t > limit:
+            return [self._end("timeout")]
+        return []
+
+    def _follow(self, frame: Frame, probs: np.ndarray, s: np.ndarray) -> list[SightingEvent]:
+        op = self._open
+        assert op is not None
+        a = op.run.species
+        t = float(frame.captured_at)
+        opts = self.options
+        if s[a] >= self._exit[a]:
+            op.run.support(frame, float(probs[a]))
+            if s[a] > op.peak:
+                op.peak = float(s[a])
+                op.peak_top = self._top(s)
+            rose = opts.update_min_delta > 0 and s[a] >= op.reported + opts.update_min_delta
+            stale = opts.update_every_s > 0 and t - op.last_event_t >= opts.update_every_s
+            if rose or stale:
+                return [self._event("update", float(s[a]), self._top(s), t)]
+        if opts.scenery and frame.motion is not None and opts.still_limit_s > 0:
+            moved = max(op.started_t, self._last_motion_t or op.started_t)
+            if t - moved >= opts.still_limit_s:
+                metrics.SCENERY_ENDED.labels(stream=self.stream_id).inc()
+                return [self._end("still")]
+        return []
+
+    def _consider(self, frame: Frame, probs: np.ndarray, s: np.ndarray) -> list[SightingEvent]:
+        """Grow the candidate run of the top eligible species; start it once it qualifies."""
+        opts = self.options
+        masked = np.where(self._eligible, s, -1.0)
+        c = int(np.argmax(masked))
+        if masked[c] < 0:
+            self._cand = None
+            return []
+        if self._open is not None and c == self._open.run.species:
+            self._cand = None
+            return []
+        if s[c] < self._enter[c]:
+            top = int(np.argmax(s))
+            if not self._eligible[top] and s[top] >= self._enter[top]:
+                metrics.HELD_BACK.labels(stream=self.stream_id, reason="filtered").inc()
+            self._cand = None
+            return []
+        judged_on_score = not opts.scenery or frame.motion is None
+        if not judged_on_score and self._baseline.known:
+            if s[c] < self._baseline.value[c] + opts.baseline_margin:
+                metrics.HELD_BACK.labels(stream=self.stream_id, reason="scenery").inc()
+                self._cand = None
+                return []
+        if self._cand is None or self._cand.species != c:
+            self._cand = _Run.begin(c, frame, float(probs[c]))
+        else:
+            self._cand.support(frame, float(probs[c]))
+        if self._cand.frames < opts.min_frames:
+            return []
+        t = float(frame.captured_at)
+        if not judged_on_score and (
+            self._last_motion_t is None or t - self._last_motion_t > opts.motion_window_s
+        ):
+            metrics.HELD_BACK.labels(stream=self.stream_id, reason="no_motion").inc()
+            self._cand = None
+            return []
+        events = [self._end("switch")] if self._open is not None else []
+        run, self._cand = self._cand, None
+        top = self._top(s)
+        self._open = _Open(run, str(self._id_factory()), -1, float(s[c]), t, float(s[c]), top, t)
+        events.append(self._event("start", float(s[c]), top, t))
+        return events
+
+    def _end(self, reason: str) -> SightingEvent:
+        op = self._open
+        assert op is not None
+        ev = self._event("end", op.peak, op.peak_top, op.run.last_t)
+        log.debug("stream %s: sighting %s of %s ended (%s)", self.stream_id, op.id, ev.species, reason)
+        self._open = None
+        return ev
+
+    def _event(self, kind: str, score: float, top: tuple[tuple[str, float], ...], t: float) -> SightingEvent:
+        op = self._open
+        assert op is not None
+        op.seq += 1
+        op.reported = score if kind != "end" else op.reported
+        op.last_event_t = t
+        run = op.run
+        ending = kind == "end"
+        metrics.SIGHTING_EVENTS.labels(stream=self.stream_id, event=kind).inc()
+        return SightingEvent(
+            id=op.id,
+            seq=op.seq,
+            event=kind,  # type: ignore[arg-type]
+            station=self.station,
+            stream=self.stream_id,
+            species=self.class_names[run.species],
+            score=score,
+            top=top,
+            started_at=run.first_t,
+            updated_at=t,
+            ended_at=run.last_t if ending else None,
+            frames=run.frames,
+            model=self.model_id,
+            media_start_s=run.first_media,
+            media_end_s=run.last_media if ending else None,
+            best_image=run.best_image,
+        )
+
+    def _top(self, s: np.ndarray) -> tuple[tuple[str, float], ...]:
+        k = min(self.options.top_k, s.shape[0])
+        idx = np.argsort(-s, kind="stable")[:k]
+        return tuple((self.class_names[i], float(s[i])) for i in idx)
