@@ -63,6 +63,16 @@ class TrackOptions:
         if both:
             raise ConfigError(f"sightings.deny: {both[0]!r} is also in sightings.allow")
 
+    def __hash__(self) -> int:
+        values = [getattr(self, f.name) for f in dataclasses.fields(self)]
+        return hash(tuple(tuple(sorted(v.items())) if isinstance(v, Mapping) else v for v in values))
+
+    def for_sample_fps(self, sample_fps: float) -> TrackOptions:
+        """These options for a stream sampled at `sample_fps`: one frame stands for 1 / sample_fps seconds."""
+        if not sample_fps > 0:
+            raise ConfigError(f"sample_fps: must be > 0, got {sample_fps!r}")
+        return dataclasses.replace(self, max_frame_s=1.0 / float(sample_fps))
+
     def enter_for(self, species: str) -> float:
         """The enter score of one species (its own threshold, else enter_score)."""
         return float(self.thresholds.get(species, self.enter_score))

@@ -112,3 +112,13 @@ def test_motion_gated_stream_with_sparse_keepalives_rejects_a_flash():
         Seg(20, fps=0.2, motion=0.0, keepalive=True),
     )
     assert sightings(play(make_tracker(), items)) == []
+
+
+@pytest.mark.parametrize("fps", [0.5, 1, 2, 5, 10])
+def test_options_for_the_sample_rate_give_similar_sightings(fps):
+    opts = TrackOptions().for_sample_fps(fps)
+    segs = [Seg(10, fps=fps), Seg(12, {H: 0.85}, fps=fps, motion=MOVE), Seg(20, fps=fps, motion=MOVE)]
+    (got,) = sightings(play(make_tracker(opts), frames(*segs)))
+    assert got["species"] == H
+    assert 10 <= got["start"] <= 10 + max(1.0, 1.0 / fps), got
+    assert 22 - max(1.0, 1.0 / fps) <= got["end"] <= 22 + max(1.0, 1.0 / fps), got

@@ -149,3 +149,11 @@ def test_species_names_ignore_case_and_underscores():
 def test_bad_numbers_are_config_errors_naming_the_key(opts, key):
     with pytest.raises(ConfigError, match=r"^" + __import__("re").escape(key)):
         TrackOptions(**opts)
+
+
+def test_options_are_hashable_and_adapt_to_the_sample_rate():
+    a = TrackOptions(thresholds={H: 0.7}, allow=[H, S])
+    assert hash(a) == hash(TrackOptions(thresholds={H: 0.7}, allow=(H, S))) and a.allow == (H, S)
+    assert a.for_sample_fps(4).max_frame_s == 0.25 and a.for_sample_fps(4).thresholds == {H: 0.7}
+    with pytest.raises(ConfigError, match="sample_fps"):
+        a.for_sample_fps(0)
