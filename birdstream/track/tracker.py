@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -74,15 +75,19 @@ class SightingTracker:
         model_id: str,
         options: TrackOptions,
         id_factory: Callable[[], object] = uuid.uuid4,
+        clock: Callable[[], float] = time.monotonic,
         start_from_first_frame: bool = False,
     ):
-        """`start_from_first_frame` seeds the smoothing with the first frame (still bursts) instead of zero."""
+        """`clock` (any steady seconds) only serves tick() without a time; `start_from_first_frame`
+        seeds the smoothing with the first frame (still bursts) instead of zero."""
         self.station = station
         self.stream_id = stream_id
         self.model_id = model_id
         self.class_names = tuple(class_names)
         self.options = opts = check_species(options, self.class_names)
         self._id_factory = id_factory
+        self._clock = clock
+        self._fed: tuple[float, float] | None = None  # (latest captured_at, clock() when it was fed)
         n = len(self.class_names)
         index = {name: i for i, name in enumerate(self.class_names)}
         eligible = np.ones(n, dtype=bool)
@@ -123,6 +128,8 @@ class SightingTracker:
                 )
             return []
         t = float(frame.captured_at)
+        if self._fed is None or t >= self._fed[0]:
+            self._fed = (t, self._clock())
         events = self._expire(t)
         s = self._smoother.add(probs, t)
         moving, quiet = self._motion(frame)
@@ -136,8 +143,17 @@ class SightingTracker:
         self._frames_seen += 1
         return events
 
-    def tick(self, now: float) -> list[SightingEvent]:
-        """End the sighting whose last supporting frame is older than end_after_s at `now` (frame timeline)."""
+    def tick(self, now: float | None = None) -> list[SightingEvent]:
+        """End the sighting whose last supporting frame is older than end_after_s at `now`.
+
+        `now` is on the frames' timeline (epoch seconds like captured_at). Without it, now is the
+        latest frame's captured_at plus the clock time elapsed since that frame was fed, which
+        suits live cameras and files read faster or slower than real time alike.
+        """
+        if now is None:
+            if self._fed is None:
+                return []
+            now = self._fed[0] + (self._clock() - self._fed[1])
         return self._expire(float(now))
 
     def close(self, now: float | None = None) -> list[SightingEvent]:
@@ -173,6 +189,7 @@ class SightingTracker:
         a = op.run.species
         t = float(frame.captured_at)
         opts = self.options
+        events: list[SightingEvent] = []
         if s[a] >= self._exit[a]:
             op.run.support(frame, float(probs[a]))
             if s[a] > op.peak:
@@ -181,13 +198,13 @@ class SightingTracker:
             rose = opts.update_min_delta > 0 and s[a] >= op.reported + opts.update_min_delta
             stale = opts.update_every_s > 0 and t - op.last_event_t >= opts.update_every_s
             if rose or stale:
-                return [self._event("update", float(s[a]), self._top(s), t)]
+                events.append(self._event("update", float(s[a]), self._top(s), t))
         if opts.scenery and frame.motion is not None and opts.still_limit_s > 0:
             moved = max(op.started_t, self._last_motion_t or op.started_t)
             if t - moved >= opts.still_limit_s:
                 metrics.SCENERY_ENDED.labels(stream=self.stream_id).inc()
-                return [self._end("still")]
-        return []
+                events.append(self._end("still"))
+        return events
 
     def _consider(self, frame: Frame, probs: np.ndarray, s: np.ndarray) -> list[SightingEvent]:
         """Grow the candidate run of the top eligible species; start it once it qualifies."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from birdstream.messages import Prediction
 from birdstream.track import TrackOptions
 from tests.track.scenes import Seg, frames, make_tracker, play, sightings
 
@@ -122,3 +123,19 @@ def test_options_for_the_sample_rate_give_similar_sightings(fps):
     assert got["species"] == H
     assert 10 <= got["start"] <= 10 + max(1.0, 1.0 / fps), got
     assert 22 - max(1.0, 1.0 / fps) <= got["end"] <= 22 + max(1.0, 1.0 / fps), got
+
+
+def test_tick_without_a_time_uses_the_injected_clock_since_the_last_frame():
+    # A file read much faster than real time: frame times are years ago, the clock is what passes.
+    wall = [5000.0]
+    tracker = make_tracker(clock=lambda: wall[0])
+    items = frames(Seg(2), Seg(3, {H: 0.9}, motion=MOVE), start=-3e8)
+    for t, frame, p in items:
+        tracker.update(Prediction(frame, p))
+    assert tracker.open_sighting is not None
+    wall[0] += 9.0
+    assert tracker.tick() == []
+    wall[0] += 1.6
+    (end,) = tracker.tick()
+    assert end.event == "end" and end.ended_at == items[-1][1].captured_at
+    assert make_tracker().tick() == []
