@@ -139,3 +139,20 @@ def test_tick_without_a_time_uses_the_injected_clock_since_the_last_frame():
     (end,) = tracker.tick()
     assert end.event == "end" and end.ended_at == items[-1][1].captured_at
     assert make_tracker().tick() == []
+
+
+@pytest.mark.parametrize("fps", [2, 10])
+def test_classifier_noise_makes_no_sighting(fps):
+    rng = __import__("numpy").random.default_rng(fps)
+    items = frames(Seg(120, fps=fps, motion=MOVE))
+    noisy = [(t, f, rng.dirichlet([0.5] * len(p)).astype(p.dtype)) for t, f, p in items]
+    assert max(p.max() for _, _, p in noisy) > 0.9  # single frames do look confident
+    assert sightings(play(make_tracker(), noisy)) == []
+
+
+def test_importing_the_tracker_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, birdstream.track; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
