@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from birdstream.messages import Frame, Prediction, SightingEvent
 from birdstream.track.options import TrackOptions, check_species
@@ -101,3 +101,12 @@ class StillsTracker:
             id_factory=self._id_factory,
             start_from_first_frame=True,
         )
+
+
+def track_all(
+    predictions: Iterable[Prediction], tracker: SightingTracker | StillsTracker
+) -> Iterator[SightingEvent]:
+    """Offline: every event of a finite sequence of predictions, the closing ends included."""
+    for pred in predictions:
+        yield from tracker.update(pred)
+    yield from tracker.close()
