@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 HOST = "127.0.0.1"
 
@@ -234,6 +236,8 @@ class Message:
 class Subscriber:
     """An MQTT 5 client that records every message on its topics.
 
+    ``persistent_session=True`` keeps the session on the broker across reconnects (use it with a
+    ``Mosquitto(persistence=True)`` when the test restarts the broker and must see every message).
     Subscriptions use retain-as-published, so ``retain`` is the flag the publisher set, also for
     live messages. Messages retained before the subscription arrive first with ``retain=True``.
     """
@@ -249,6 +253,8 @@ class Subscriber:
         password: str | None = None,
         tls_ca: Path | None = None,
         timeout: float = 10.0,
+        persistent_session: bool = False,
+        client_id: str | None = None,
     ) -> None:
         self._cond = threading.Condition()
         self._messages: list[Message] = []
@@ -266,7 +272,15 @@ class Subscriber:
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
-        self.client.connect(host, port, keepalive=30)
+        self.client.reconnect_delay_set(0.1, 0.5)  # type: ignore[arg-type]
+        if persistent_session:
+            # The broker keeps the subscription (and queues QoS-1 messages) while this client is
+            # away; with a persistent broker (persistence=True) that survives a broker restart too.
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 600
+            self.client.connect(host, port, keepalive=30, clean_start=False, properties=props)
+        else:
+            self.client.connect(host, port, keepalive=30)
         self.client.loop_start()
         if not self._subscribed.wait(timeout):
             self.close()
