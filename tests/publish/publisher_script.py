@@ -2,7 +2,8 @@
 
 MODE ``queue STATE_DIR PORT N``: start, publish one sighting of N events, print ``stored`` once they
 are on disk, then wait to be killed. MODE ``drain STATE_DIR PORT``: start, print ``online`` when
-connected, wait until the outbox is empty, close, print ``drained``.
+connected, wait until the outbox is empty, close, print ``drained``; with a 4th argument ``hold``
+wait to be killed after ``online``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def main() -> int:
     while not pub.connected and time.monotonic() < deadline:
         time.sleep(0.02)
     print("online", flush=True)
+    if sys.argv[4:] == ["hold"]:
+        threading.Event().wait()  # until SIGKILL
     while pub.backlog and time.monotonic() < deadline:
         time.sleep(0.02)
     left = pub.close(2.0)

@@ -199,3 +199,20 @@ def test_odd_species_names_round_trip(broker: Mosquitto, make_publisher, tmp_pat
     assert [json.loads(line)["species"] for line in lines] == names
     for line in lines:
         jsonschema.validate(json.loads(line), load_schema("sighting"))
+
+
+def test_broker_stopped_with_messages_in_flight(tmp_path: Path, make_publisher) -> None:
+    """A broker killed while PUBACKs are outstanding: nothing lost, first arrivals stay in order."""
+    broker = Mosquitto(tmp_path, persistence=True)
+    with _started_later(broker) as sub:
+        pub: Publisher = make_publisher(broker.port, mqtt={"max_inflight": 4})
+        wait_until(lambda: pub.connected, what="connected")
+        events = list(sighting(120))
+        for e in events:
+            pub.publish(e)
+        sub.wait_for(lambda m: m.topic.endswith("/sighting"), count=5)
+        broker.stop()  # in-flight messages lose their PUBACK; the session store survives (persistence)
+        broker.start()
+        sub.wait_until(lambda msgs: len(_first_seen(_events(msgs))) == len(events), timeout=20)
+        wait_until(lambda: pub.backlog == 0, what="outbox drained")
+    assert _first_seen(_events(sub.messages)) == [(e.id, e.seq) for e in events]
