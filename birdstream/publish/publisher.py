@@ -74,6 +74,25 @@ class Publisher:
         if self._started:
             return
         self._prepare_state_dir()
+        try:
+            self._open_sinks()
+        except BaseException:
+            if self._jsonl is not None:
+                self._jsonl.close()
+            raise
+        if self._snapshots is not None:
+            self._snapshots.prune()
+        for sink in (self._jsonl_sink, self._snapshot_sink):
+            if sink is not None:
+                sink.start()
+        if self._mqtt is not None:
+            self._mqtt.start()
+            for stream in self._streams:
+                self._note_stream(stream)
+        self._started = True
+
+    def _open_sinks(self) -> None:
+        """Open the log, the snapshot store and the outbox (PublishError naming what failed)."""
         if self.jsonl_options.enabled:
             self._jsonl = JsonlLog(self.state_dir, self.jsonl_options)
             self._jsonl_sink = SinkThread("jsonl", self._jsonl.write, self._queue_size)
@@ -92,16 +111,6 @@ class Publisher:
                 raise
             if box:
                 log.info("outbox %s holds %d undelivered message(s); sending them first", box.path, len(box))
-        if self._snapshots is not None:
-            self._snapshots.prune()
-        for sink in (self._jsonl_sink, self._snapshot_sink):
-            if sink is not None:
-                sink.start()
-        if self._mqtt is not None:
-            self._mqtt.start()
-            for stream in self._streams:
-                self._note_stream(stream)
-        self._started = True
 
     def _prepare_state_dir(self) -> None:
         probe = self.state_dir / ".write-test"

@@ -22,6 +22,7 @@ from birdstream.publish.options import SnapshotOptions
 log = logging.getLogger(__name__)
 
 FOLDER = "snapshots"
+_PRUNE_EVERY_S = 3600.0  # also prune hourly, so age limits hold at a quiet station
 
 
 def relative_path(event: SightingEvent) -> str:
@@ -42,6 +43,7 @@ class SnapshotStore:
         self._clock = clock
         self._written: dict[str, tuple[str, bytes]] = {}  # sighting id -> (relative path, image digest)
         self._since_prune = 0
+        self._last_prune = clock()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -64,7 +66,7 @@ class SnapshotStore:
                 self._since_prune += 1
         if event.event == "end":
             self._written.pop(event.id, None)
-        if self._since_prune >= self.options.prune_every:
+        if self._since_prune >= self.options.prune_every or self._clock() - self._last_prune > _PRUNE_EVERY_S:
             self.prune()
         if known is not None and event.snapshot != known[0]:
             event = event.with_snapshot(known[0])
@@ -83,7 +85,7 @@ class SnapshotStore:
     def prune(self) -> int:
         """Remove snapshots older than max_age_days, then the oldest until under max_total_mb."""
         self._since_prune = 0
-        now = self._clock()
+        now = self._last_prune = self._clock()
         cutoff = now - self.options.max_age_days * 86400.0
         files: list[tuple[float, int, Path]] = []
         removed = 0

@@ -53,4 +53,4 @@ def test_tls_listener(tmp_path: Path, tls_files: TlsFiles) -> None:
         assert b.tls_port
         _publish_once(b.tls_port, "t/tls", b"x", tls_ca=tls_files.ca)
         with pytest.raises(Exception):
-            Subscriber(b.tls_port, ["t/#"], timeout=2)  # plain MQTT on the TLS port
+            Subscriber(b.tls_port, ["t/#"], timeout=1)  # plain MQTT on the TLS port
