@@ -2,9 +2,13 @@
 
 One thread owns the outbox: it stores what the publisher submits, hands at most ``max_inflight``
 rows to paho (row order is send order, so per-sighting order holds), and deletes a row when its
-PUBACK arrives. paho's own loop thread does the network and reconnects with backoff; unacked
-messages are re-sent by paho after a reconnect, and by this sink after a restart (QoS 1 allows the
-duplicates; subscribers drop them by ``(id, seq)``).
+PUBACK arrives. paho's own loop thread does the network and reconnects with backoff.
+
+After a lost connection this sink re-sends every unacknowledged row itself, oldest first, with new
+message ids. paho re-sends its own copies too, but only after calling on_connect, so a window
+re-filled from on_connect could overtake them; re-sending from the oldest row keeps the first
+arrival of every message in row order. The price is duplicates, which QoS 1 allows anyway and
+subscribers drop by ``(id, seq)``. After a restart the whole outbox is sent from its first row.
 """
 
 from __future__ import annotations
@@ -88,6 +92,8 @@ class MqttSink:
         self._deadline = 0.0
         self._store_failed = False
         self._unstored = 0  # queue items taken but not yet committed to the outbox
+        self._losses = 0  # connection losses seen by paho's thread
+        self._losses_handled = 0
         self._thread = threading.Thread(target=self._run, name="publish:mqtt", daemon=True)
         self.client = self._make_client()
 
@@ -226,6 +232,7 @@ class MqttSink:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any) -> None:
         was, self._connected = self._connected, False
+        self._losses += 1
         metrics.MQTT_CONNECTED.set(0)
         if was and not self._closing:
             metrics.MQTT_DISCONNECTS.inc()
@@ -263,6 +270,11 @@ class MqttSink:
     def _step(self) -> None:
         self._store()
         self._apply_acks()
+        if self._losses != self._losses_handled:
+            self._losses_handled = self._losses
+            if self._inflight:  # resend from the oldest unacknowledged row (see the module notes)
+                self._cursor = min(self._inflight.values()) - 1
+                self._inflight.clear()
         self._apply_control()
         if self._connected:
             self._fill_window()
