@@ -236,7 +236,9 @@ class MqttSink:
         metrics.MQTT_CONNECTED.set(0)
         if was and not self._closing:
             metrics.MQTT_DISCONNECTS.inc()
-            self._report("lost", f"lost the connection to MQTT broker {self.options.endpoint} ({reason_code}); retrying")
+            self._report(
+                "lost", f"lost the connection to MQTT broker {self.options.endpoint} ({reason_code}); retrying"
+            )
         self._wake.set()
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, props: Any) -> None:

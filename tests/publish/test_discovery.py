@@ -48,7 +48,8 @@ def test_documents_match_ha_sensor_fields() -> None:
     status = docs["homeassistant/sensor/birdstream_garden/feeder_status/config"]
     assert status["state_topic"] == "birdstream/garden/feeder/status"
     assert status["device_class"] == "enum" and "running" in status["options"]
-    assert len({d["unique_id"] for d in documents(topics, "pond").values()} | {d["unique_id"] for d in docs.values()}) == 4
+    ids = {d["unique_id"] for s in ("feeder", "pond") for d in documents(topics, s).values()}
+    assert len(ids) == 4
 
 
 def test_discovery_retained_and_resent_on_ha_birth(broker: Mosquitto, make_publisher) -> None:
