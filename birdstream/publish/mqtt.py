@@ -1,0 +1,354 @@
+"""The MQTT sink: drains the durable outbox to the broker over paho-mqtt 2.x, QoS 1, in order.
+
+One thread owns the outbox: it stores what the publisher submits, hands at most ``max_inflight``
+rows to paho (row order is send order, so per-sighting order holds), and deletes a row when its
+PUBACK arrives. paho's own loop thread does the network and reconnects with backoff.
+
+After a lost connection this sink re-sends every unacknowledged row itself, oldest first, with new
+message ids. paho re-sends its own copies too, but only after calling on_connect, so a window
+re-filled from on_connect could overtake them; re-sending from the oldest row keeps the first
+arrival of every message in row order. The price is duplicates, which QoS 1 allows anyway and
+subscribers drop by ``(id, seq)``. After a restart the whole outbox is sent from its first row.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import secrets
+import sqlite3
+import ssl
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from birdstream.errors import PublishError
+from birdstream.publish import discovery, metrics
+from birdstream.publish.options import MqttOptions, resolve_password
+from birdstream.publish.outbox import OutMessage, Outbox
+from birdstream.publish.payload import OFFLINE, ONLINE, Topics, encode
+from birdstream.publish.sinks import wait_queue_done
+
+log = logging.getLogger(__name__)
+
+CLIENT_ID_FILE = "mqtt-client-id"
+
+
+def stable_client_id(state_dir: Path, station: str, configured: str | None = None) -> str:
+    """The configured id, else ``birdstream-<station>-<random>`` made once and kept in state_dir."""
+    if configured:
+        return configured
+    path = Path(state_dir) / CLIENT_ID_FILE
+    try:
+        existing = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        existing = ""
+    except OSError as err:
+        raise PublishError(f"MQTT client id file {path}: cannot read ({err.strerror or err})") from None
+    if existing:
+        return existing
+    cid = f"birdstream-{station}-{secrets.token_hex(4)}"
+    try:
+        path.write_text(cid + "\n", encoding="utf-8")
+    except OSError as err:
+        raise PublishError(f"MQTT client id file {path}: cannot write ({err.strerror or err})") from None
+    return cid
+
+
+class MqttSink:
+    """Connection, outbox draining, Last Will and Home Assistant discovery for one station."""
+
+    def __init__(
+        self,
+        *,
+        station: str,
+        state_dir: Path,
+        options: MqttOptions,
+        outbox: Outbox,
+        topics: Topics,
+        queue_size: int = 10_000,
+    ) -> None:
+        self.options = options
+        self.topics = topics
+        self.outbox = outbox
+        self.client_id = stable_client_id(state_dir, station, options.client_id)
+        self._in: queue.Queue[list[OutMessage]] = queue.Queue(maxsize=queue_size)
+        self._acks: collections.deque[tuple[int, Any]] = collections.deque()
+        self._control: collections.deque[tuple[str, str]] = collections.deque()
+        self._wake = threading.Event()
+        self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
+        self._cursor = 0  # highest row id handed to paho
+        self._pending: list[OutMessage] = []  # failed to store; retried
+        self._streams: set[str] = set()
+        self._connected = False
+        self._problem: str | None = None
+        self._closing = False
+        self._deadline = 0.0
+        self._store_failed = False
+        self._unstored = 0  # queue items taken but not yet committed to the outbox
+        self._losses = 0  # connection losses seen by paho's thread
+        self._losses_handled = 0
+        self._thread = threading.Thread(target=self._run, name="publish:mqtt", daemon=True)
+        self.client = self._make_client()
+
+    # -- setup ---------------------------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        opts = self.options
+        v5 = opts.protocol == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else True,
+        )
+        client.will_set(self.topics.status, OFFLINE, qos=1, retain=True)
+        password = resolve_password(opts)
+        if opts.username is not None or password is not None:
+            client.username_pw_set(opts.username or "", password)
+        if opts.tls is not None:
+            tls = opts.tls
+            for name, path in (("ca_file", tls.ca_file), ("cert_file", tls.cert_file), ("key_file", tls.key_file)):
+                if path is not None and not Path(path).is_file():
+                    raise PublishError(f"mqtt.tls.{name}: {path} does not exist")
+            try:
+                client.tls_set(
+                    ca_certs=str(tls.ca_file) if tls.ca_file else None,
+                    certfile=str(tls.cert_file) if tls.cert_file else None,
+                    keyfile=str(tls.key_file) if tls.key_file else None,
+                    cert_reqs=ssl.CERT_REQUIRED,
+                )
+            except (ssl.SSLError, OSError, ValueError) as err:
+                raise PublishError(f"mqtt.tls: cannot load the certificates ({err})") from None
+            client.tls_insecure_set(tls.insecure)
+        client.reconnect_delay_set(opts.reconnect_min_s, opts.reconnect_max_s)  # type: ignore[arg-type]
+        client.max_inflight_messages_set(opts.max_inflight + 16)  # room for status and discovery
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    def start(self) -> None:
+        kwargs: dict[str, Any] = {"clean_start": True} if self.options.protocol == "5" else {}
+        self.client.connect_async(self.options.host, self.options.port, self.options.keepalive_s, **kwargs)
+        self.client.loop_start()
+        self._thread.start()
+
+    # -- the caller's side ------------------------------------------------------------------------
+    def submit(self, messages: Sequence[OutMessage]) -> bool:
+        """Queue messages for the outbox; never blocks. False (counted) when the queue is full."""
+        try:
+            self._in.put_nowait(list(messages))
+        except queue.Full:
+            metrics.SINK_DROPPED.labels(sink="mqtt").inc()
+            log.error("MQTT sink queue full: %d message(s) dropped before reaching the outbox", len(messages))
+            return False
+        self._wake.set()
+        return True
+
+    def add_stream(self, stream: str) -> None:
+        """Announce a stream to Home Assistant (once per connection and on HA's birth message)."""
+        self._control.append(("stream", stream))
+        self._wake.set()
+
+    def wait_stored(self, deadline: float) -> bool:
+        """Wait (until the monotonic deadline) until every submitted message is in the outbox."""
+        self._wake.set()
+        return wait_queue_done(self._in, deadline)
+
+    @property
+    def backlog(self) -> int:
+        return len(self.outbox) + self._in.qsize() + len(self._pending)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def close(self, grace_s: float) -> int:
+        """Drain up to grace_s, publish ``offline``, disconnect; return what stays in the outbox."""
+        self._deadline = time.monotonic() + max(grace_s, 0.0)
+        self._closing = True
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(max(grace_s, 0.0) + 5.0)
+        if self._connected:
+            try:
+                self.client.publish(self.topics.status, OFFLINE, qos=1, retain=True).wait_for_publish(2.0)
+            except (RuntimeError, ValueError):
+                pass
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._connected = False
+        metrics.MQTT_CONNECTED.set(0)
+        left = self.backlog
+        if not self._thread.is_alive():
+            self.outbox.close()
+        if left:
+            log.info("%d message(s) stay in the outbox %s for the next start", left, self.outbox.path)
+        return left
+
+    # -- paho callbacks (paho's thread) ------------------------------------------------------------
+    def _report(self, problem: str, message: str) -> None:
+        """One line per distinct problem, not one per retry."""
+        if problem != self._problem:
+            self._problem = problem
+            log.warning("%s", message)
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any) -> None:
+        if reason_code.is_failure:
+            metrics.MQTT_CONNECT_FAILURES.inc()
+            self._report(
+                f"refused {reason_code}",
+                f"MQTT broker {self.options.endpoint} refused the connection: {reason_code}"
+                f" (retrying; events wait in the outbox)"
+            )
+            return
+        self._connected = True
+        self._problem = None
+        metrics.MQTT_CONNECTS.inc()
+        metrics.MQTT_CONNECTED.set(1)
+        log.info("connected to MQTT broker %s as %s", self.options.endpoint, self.client_id)
+        client.publish(self.topics.status, ONLINE, qos=1, retain=True)
+        if self.options.discovery:
+            client.subscribe(discovery.ha_status_topic(self.options.discovery_prefix), qos=1)
+            self._control.append(("discovery", ""))
+        self._wake.set()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        metrics.MQTT_CONNECT_FAILURES.inc()
+        self._report(
+            "unreachable",
+            f"cannot reach MQTT broker {self.options.endpoint}"
+            f" (retrying; events wait in the outbox)"
+        )
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any) -> None:
+        was, self._connected = self._connected, False
+        self._losses += 1
+        metrics.MQTT_CONNECTED.set(0)
+        if was and not self._closing:
+            metrics.MQTT_DISCONNECTS.inc()
+            self._report(
+                "lost", f"lost the connection to MQTT broker {self.options.endpoint} ({reason_code}); retrying"
+            )
+        self._wake.set()
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, props: Any) -> None:
+        self._acks.append((mid, reason_code))
+        self._wake.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == discovery.ha_status_topic(self.options.discovery_prefix) and msg.payload == b"online":
+            self._control.append(("discovery", ""))
+            self._wake.set()
+
+    # -- the sink thread ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(0.5)
+            self._wake.clear()
+            try:
+                self._step()
+            except Exception:  # noqa: BLE001 - keep the sink alive; the outbox keeps the messages
+                metrics.SINK_ERRORS.labels(sink="mqtt").inc()
+                log.exception("MQTT sink step failed")
+            if self._closing and self._done_closing():
+                return
+
+    def _done_closing(self) -> bool:
+        if time.monotonic() >= self._deadline:
+            return True
+        drained = self._in.empty() and not self._pending
+        return drained and (not self._connected or len(self.outbox) == 0)
+
+    def _step(self) -> None:
+        self._store()
+        self._apply_acks()
+        if self._losses != self._losses_handled:
+            self._losses_handled = self._losses
+            if self._inflight:  # resend from the oldest unacknowledged row (see the module notes)
+                self._cursor = min(self._inflight.values()) - 1
+                self._inflight.clear()
+        self._apply_control()
+        if self._connected:
+            self._fill_window()
+
+    def _store(self) -> None:
+        batch = self._pending
+        self._pending = []
+        while True:
+            try:
+                batch.extend(self._in.get_nowait())
+            except queue.Empty:
+                break
+            self._unstored += 1
+        if not batch:
+            return
+        try:
+            self.outbox.put(batch)
+            self._store_failed = False
+            for _ in range(self._unstored):
+                self._in.task_done()
+            self._unstored = 0
+        except sqlite3.Error as err:
+            self._pending = batch  # kept in memory and retried: the disk may come back
+            metrics.SINK_ERRORS.labels(sink="outbox").inc()
+            if not self._store_failed:
+                log.error("outbox %s: cannot store %d message(s) (%s); retrying", self.outbox.path, len(batch), err)
+            self._store_failed = True
+
+    def _apply_acks(self) -> None:
+        done: list[int] = []
+        while self._acks:
+            mid, reason = self._acks.popleft()
+            row_id = self._inflight.pop(mid, None)
+            if row_id is None:
+                continue  # status / discovery messages are not in the outbox
+            if getattr(reason, "is_failure", False):
+                metrics.OUTBOX_DROPPED.labels(reason="rejected").inc()
+                log.error("MQTT broker %s rejected a message (%s); dropped", self.options.endpoint, reason)
+            else:
+                metrics.MQTT_SENT.inc()
+            done.append(row_id)
+        self.outbox.delete(done)
+
+    def _apply_control(self) -> None:
+        announce: set[str] = set()
+        while self._control:
+            what, stream = self._control.popleft()
+            if what == "stream" and stream not in self._streams:
+                self._streams.add(stream)
+                announce.add(stream)
+            elif what == "discovery":
+                announce |= self._streams
+        if announce and self._connected and self.options.discovery:
+            for stream in sorted(announce):
+                for topic, doc in discovery.documents(self.topics, stream, self.options.discovery_prefix).items():
+                    self.client.publish(topic, encode(doc), qos=1, retain=True)
+
+    def _fill_window(self) -> None:
+        room = self.options.max_inflight - len(self._inflight)
+        if room <= 0:
+            return
+        for row in self.outbox.after(self._cursor, room):
+            try:
+                info = self.client.publish(row.topic, row.payload, qos=1, retain=row.retain)
+            except ValueError as err:  # e.g. a payload over the protocol's limit: it can never go
+                metrics.OUTBOX_DROPPED.labels(reason="invalid").inc()
+                log.error("cannot publish to %s (%s); dropped from the outbox", row.topic, err)
+                self.outbox.delete([row.id])
+                self._cursor = row.id
+                continue
+            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                log.debug("publish to %s returned %s; retried later", row.topic, info.rc)
+                return
+            self._inflight[info.mid] = row.id
+            self._cursor = row.id

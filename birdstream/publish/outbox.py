@@ -1,0 +1,163 @@
+"""The durable outbox: every MQTT message is on disk before it is sent and leaves only on PUBACK.
+
+SQLite in WAL mode. ``synchronous=FULL`` by default: in WAL mode NORMAL survives a killed process
+but may roll back the last commits on power loss, and a field station's power does get cut; one
+fsync per sighting event is cheap at the rate sightings happen. Deletions are batched per ack round
+(losing one only means a duplicate, which subscribers drop by ``(id, seq)``).
+
+Rows with a ``key`` (retained, latest-wins topics such as ``P/S/C/last``) replace older rows with the
+same key, so a day-long outage leaves one pending stream status, not thousands.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from birdstream.errors import PublishError
+from birdstream.publish import metrics
+from birdstream.publish.options import OutboxOptions
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    retain INTEGER NOT NULL,
+    key TEXT,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_key ON outbox(key) WHERE key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS outbox_created ON outbox(created);
+"""
+_AGE_CHECK_EVERY_S = 60.0
+
+
+@dataclass(frozen=True)
+class OutMessage:
+    topic: str
+    payload: bytes
+    retain: bool = False
+    key: str | None = None  # latest-wins: a newer message with the same key replaces this one
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+class Outbox:
+    """One SQLite file; used by one thread at a time (the MQTT sink's)."""
+
+    def __init__(self, path: Path, options: OutboxOptions, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self.options = options
+        self._clock = clock
+        self._count = 0
+        self._next_age_check = 0.0
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            sync = options.synchronous.upper()
+            if sync not in ("NORMAL", "FULL", "EXTRA"):
+                raise PublishError(f"outbox.synchronous: {options.synchronous!r} is not NORMAL, FULL or EXTRA")
+            self._db.execute(f"PRAGMA synchronous={sync}")
+            self._db.executescript(_SCHEMA)
+            self._count = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        except sqlite3.Error as err:
+            raise PublishError(f"outbox {self.path}: cannot open ({err})") from None
+        self._expire()
+        metrics.OUTBOX_BACKLOG.set(self._count)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def put(self, messages: Sequence[OutMessage]) -> list[int]:
+        """Store messages in one transaction (in order); return their row ids."""
+        now = self._clock()
+        ids: list[int] = []
+        with self._tx() as db:
+            for msg in messages:
+                if msg.key is not None:
+                    self._count -= db.execute("DELETE FROM outbox WHERE key = ?", (msg.key,)).rowcount
+                cur = db.execute(
+                    "INSERT INTO outbox (topic, payload, retain, key, created) VALUES (?, ?, ?, ?, ?)",
+                    (msg.topic, msg.payload, int(msg.retain), msg.key, now),
+                )
+                ids.append(int(cur.lastrowid or 0))
+                self._count += 1
+            over = self._count - self.options.max_messages
+            if over > 0:
+                db.execute("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)", (over,))
+                self._count -= over
+        if over > 0:
+            metrics.OUTBOX_DROPPED.labels(reason="full").inc(over)
+            log.warning(
+                "outbox %s full (%d messages): dropped the %d oldest undelivered message(s)",
+                self.path, self.options.max_messages, over,
+            )
+        if now >= self._next_age_check:
+            self._expire()
+        metrics.OUTBOX_BACKLOG.set(self._count)
+        return ids
+
+    def after(self, last_id: int, limit: int) -> list[Row]:
+        """The oldest ``limit`` rows with id > last_id, in order."""
+        cur = self._db.execute(
+            "SELECT id, topic, payload, retain FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit)
+        )
+        return [Row(int(i), str(t), bytes(p), bool(r)) for i, t, p, r in cur.fetchall()]
+
+    def delete(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        if not ids:
+            return
+        with self._tx() as db:
+            n = db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids]).rowcount
+        self._count = max(0, self._count - max(n, 0))
+        metrics.OUTBOX_BACKLOG.set(self._count)
+
+    def _expire(self) -> None:
+        now = self._clock()
+        self._next_age_check = now + _AGE_CHECK_EVERY_S
+        cutoff = now - self.options.max_age_days * 86400.0
+        with self._tx() as db:
+            n = db.execute("DELETE FROM outbox WHERE created < ?", (cutoff,)).rowcount
+        if n > 0:
+            self._count -= n
+            metrics.OUTBOX_DROPPED.labels(reason="expired").inc(n)
+            log.warning(
+                "outbox %s: dropped %d undelivered message(s) older than %g days",
+                self.path, n, self.options.max_age_days,
+            )
+            metrics.OUTBOX_BACKLOG.set(self._count)
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        except sqlite3.Error:
+            log.exception("closing outbox %s", self.path)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")

@@ -1,0 +1,215 @@
+"""Publisher: fans sighting events out to the snapshot store, the JSONL log and MQTT.
+
+One bounded queue and one thread per sink, so the caller (the engine's thread) never waits on disk
+or network, and a dead broker never stalls the log. Snapshots are written first (the event's
+``snapshot`` path must exist when the event is read), then the event goes to the log and MQTT.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from birdstream.errors import PublishError
+from birdstream.messages import SightingEvent, StreamStatus
+from birdstream.publish import metrics
+from birdstream.publish.jsonl import JsonlLog
+from birdstream.publish.mqtt import MqttSink
+from birdstream.publish.options import JsonlOptions, MqttOptions, OutboxOptions, SnapshotOptions
+from birdstream.publish.outbox import OutMessage, Outbox
+from birdstream.publish.payload import Topics, event_bytes, status_bytes
+from birdstream.publish.sinks import SinkThread
+from birdstream.publish.snapshots import SnapshotStore
+
+log = logging.getLogger(__name__)
+
+OUTBOX_FILE = "outbox.sqlite3"
+
+
+class Publisher:
+    """Fans events out to snapshots -> (sightings.jsonl, MQTT outbox)."""
+
+    def __init__(
+        self,
+        *,
+        station: str,
+        state_dir: Path | str,
+        mqtt: MqttOptions | None,
+        jsonl: JsonlOptions | None = None,
+        snapshots: SnapshotOptions | None = None,
+        outbox: OutboxOptions | None = None,
+        topic_prefix: str | None = None,
+        streams: Iterable[str] = (),
+        queue_size: int = 10_000,
+    ) -> None:
+        self.station = station
+        self.state_dir = Path(state_dir)
+        self.mqtt_options = mqtt
+        self.jsonl_options = jsonl or JsonlOptions()
+        self.snapshot_options = snapshots or SnapshotOptions()
+        self.outbox_options = outbox or OutboxOptions()
+        prefix = topic_prefix if topic_prefix is not None else (mqtt.topic_prefix if mqtt else "birdstream")
+        self.topics = Topics(prefix, station)
+        self._streams = list(streams)
+        self._queue_size = queue_size
+        self._mqtt: MqttSink | None = None
+        self._jsonl: JsonlLog | None = None
+        self._snapshots: SnapshotStore | None = None
+        self._jsonl_sink: SinkThread[bytes] | None = None
+        self._snapshot_sink: SinkThread[SightingEvent] | None = None
+        self._known_streams: set[str] = set()
+        self._lock = threading.Lock()
+        self._started = False
+        self._closed = False
+
+    def start(self) -> None:
+        """Open the state folder, outbox, log and snapshot store; connect in the background.
+
+        Raises PublishError naming the folder or file when the state folder cannot be used. An
+        unreachable broker is not an error: one line is logged and messages wait in the outbox.
+        """
+        if self._started:
+            return
+        self._prepare_state_dir()
+        try:
+            self._open_sinks()
+        except BaseException:
+            if self._jsonl is not None:
+                self._jsonl.close()
+            raise
+        if self._snapshots is not None:
+            self._snapshots.prune()
+        for sink in (self._jsonl_sink, self._snapshot_sink):
+            if sink is not None:
+                sink.start()
+        if self._mqtt is not None:
+            self._mqtt.start()
+            for stream in self._streams:
+                self._note_stream(stream)
+        self._started = True
+
+    def _open_sinks(self) -> None:
+        """Open the log, the snapshot store and the outbox (PublishError naming what failed)."""
+        if self.jsonl_options.enabled:
+            self._jsonl = JsonlLog(self.state_dir, self.jsonl_options)
+            self._jsonl_sink = SinkThread("jsonl", self._jsonl.write, self._queue_size)
+        if self.snapshot_options.enabled:
+            self._snapshots = SnapshotStore(self.state_dir, self.snapshot_options)
+            self._snapshot_sink = SinkThread("snapshots", self._write_snapshot, self._queue_size)
+        if self.mqtt_options is not None:
+            box = Outbox(self.state_dir / OUTBOX_FILE, self.outbox_options)
+            try:
+                self._mqtt = MqttSink(
+                    station=self.station, state_dir=self.state_dir, options=self.mqtt_options,
+                    outbox=box, topics=self.topics, queue_size=self._queue_size,
+                )
+            except BaseException:
+                box.close()
+                raise
+            if box:
+                log.info("outbox %s holds %d undelivered message(s); sending them first", box.path, len(box))
+
+    def _prepare_state_dir(self) -> None:
+        probe = self.state_dir / ".write-test"
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as err:
+            raise PublishError(f"state_dir {self.state_dir}: not writable ({err.strerror or err})") from None
+
+    # -- the caller's side: never blocks on disk or network --------------------------------------
+    def publish(self, event: SightingEvent) -> None:
+        """Hand one sighting event to every sink; returns at once."""
+        if not self._started or self._closed:
+            raise RuntimeError("Publisher.publish() outside start()/close()")
+        metrics.EVENTS.labels(stream=event.stream).inc()
+        self._note_stream(event.stream)
+        if self._snapshot_sink is not None:
+            self._snapshot_sink.submit(event)
+        else:
+            self._fan_out(event, None)
+
+    def publish_status(self, status: StreamStatus) -> None:
+        """Retained stream health on ``P/S/C/status`` (latest wins in the outbox)."""
+        if not self._started or self._closed or self._mqtt is None:
+            return
+        self._note_stream(status.stream_id)
+        self._mqtt.submit([
+            OutMessage(self.topics.stream_status(status.stream_id), status_bytes(status), True,
+                       f"status/{status.stream_id}")
+        ])
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every event handed over so far is in the log and the outbox (not: delivered)."""
+        deadline = time.monotonic() + timeout
+        for sink in (self._snapshot_sink, self._jsonl_sink):
+            if sink is not None and not sink.wait_idle(deadline):
+                return False
+        return self._mqtt.wait_stored(deadline) if self._mqtt is not None else True
+
+    @property
+    def backlog(self) -> int:
+        """Messages not yet acknowledged by the broker (outbox plus its input queue)."""
+        return self._mqtt.backlog if self._mqtt is not None else 0
+
+    @property
+    def connected(self) -> bool:
+        return self._mqtt is not None and self._mqtt.connected
+
+    def _note_stream(self, stream: str) -> None:
+        if stream in self._known_streams or self._mqtt is None:
+            return
+        with self._lock:
+            if stream not in self._known_streams:
+                self._known_streams.add(stream)
+                self._mqtt.add_stream(stream)
+
+    # -- sink threads ------------------------------------------------------------------------------
+    def _write_snapshot(self, event: SightingEvent) -> None:
+        assert self._snapshots is not None
+        jpeg: bytes | None = None
+        try:
+            event, jpeg = self._snapshots.save(event)
+        except (OSError, ValueError) as err:
+            metrics.SINK_ERRORS.labels(sink="snapshots").inc()
+            log.error("snapshot of sighting %s not written (%s); the event goes on without it", event.id, err)
+        self._fan_out(event, jpeg)
+
+    def _fan_out(self, event: SightingEvent, jpeg: bytes | None) -> None:
+        data = event_bytes(event)
+        if self._jsonl_sink is not None:
+            self._jsonl_sink.submit(data)
+        if self._mqtt is not None:
+            msgs = [
+                OutMessage(self.topics.sighting(event.stream), data, False),
+                OutMessage(self.topics.last(event.stream), data, True, f"last/{event.stream}"),
+            ]
+            if jpeg is not None and self.mqtt_options is not None and self.mqtt_options.publish_snapshots:
+                msgs.append(OutMessage(self.topics.snapshot(event.stream), jpeg, True, f"snapshot/{event.stream}"))
+            self._mqtt.submit(msgs)
+
+    def close(self, grace_s: float = 5.0) -> int:
+        """Flush the log, drain the outbox up to grace_s, publish ``offline``, disconnect.
+
+        Returns the number of messages left in the outbox (sent at the next start).
+        """
+        if not self._started or self._closed:
+            return 0
+        self._closed = True
+        if self._snapshot_sink is not None:
+            self._snapshot_sink.close(max(grace_s, 1.0))
+        if self._jsonl_sink is not None and self._jsonl_sink.close(max(grace_s, 1.0)) and self._jsonl:
+            self._jsonl.close()
+        left = self._mqtt.close(grace_s) if self._mqtt is not None else 0
+        return left
+
+    def __enter__(self) -> Publisher:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
