@@ -142,7 +142,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if _is_path(config.model.weights):
         from birdstream.service.weights import check_checkpoint_file
 
-        check_checkpoint_file(Path(config.model.weights))
+        check_checkpoint_file(Path(config.model.weights), f"{args.config}: model.weights")
     enabled = sum(1 for s in config.streams if s.enabled)
     sys.stdout.write(f"# {args.config}: valid ({enabled} of {len(config.streams)} streams enabled)\n")
     sys.stdout.write(to_yaml(redacted(config)))

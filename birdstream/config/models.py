@@ -14,6 +14,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -231,7 +232,8 @@ class MqttConfig(Section):
     """Broker port (1883 plain, 8883 TLS)."""
     topic_prefix: Annotated[str, Field(pattern=TOPIC_PATTERN)] = "birdstream"
     """First topic level(s): topics are <topic_prefix>/<station>/<stream>/...; no wildcards, no leading/trailing /."""
-    protocol: Annotated[Literal["5", "3.1.1"], BeforeValidator(_as_str)] = "5"
+    protocol: Annotated[Literal["5", "3.1.1"], BeforeValidator(_as_str),
+                        WithJsonSchema({"enum": [5, "5", "3.1.1"]})] = "5"
     """MQTT protocol version: 5 or 3.1.1."""
     client_id: str | None = None
     """MQTT client id; null = birdstream-<station>."""
@@ -304,7 +306,7 @@ class Config(Section):
     """DEBUG | INFO | WARNING | ERROR."""
     model: ModelConfig = ModelConfig()
     """The classifier."""
-    streams: tuple[StreamConfig, ...] = ()
+    streams: tuple[StreamConfig, ...] = Field(default=(), validate_default=True)
     """The sources to watch (at least one)."""
     sightings: SightingsConfig = SightingsConfig()
     """Turning per-frame scores into sightings."""
