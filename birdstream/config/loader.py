@@ -192,7 +192,9 @@ def format_validation_error(exc: ValidationError, source: str, lines: Mapping[Lo
         message = str(err["msg"]).removeprefix("Value error, ")
         message = message.replace("Input should be", "must be").replace("String should", "must")
         value = err.get("input")
-        if " got " in message:
+        if kind == "string_type" and isinstance(value, bool):
+            message += f" (got {value}: YAML reads yes/no/on/off/true/false as a boolean; put it in quotes)"
+        elif " got " in message:
             pass
         elif isinstance(value, (str, int, float, bool)) or value is None:
             message += f" (got {value!r})"

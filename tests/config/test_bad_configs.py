@@ -26,6 +26,8 @@ CASES = {
     "duplicate-ids": (GOOD_STREAM + "  - id: feeder\n    url: /dev/video0\n",
                       ":4: streams[1].id: duplicate stream id 'feeder' (also streams[0])"),
     "invalid-id": ("streams:\n  - id: Front Door\n    url: x.mp4\n", ":2: streams[0].id: may hold only"),
+    "yaml-boolean-id": ("streams:\n  - id: off\n    url: x.mp4\n",
+                        ":2: streams[0].id: must be a valid string (got False: YAML reads yes/no/on/off"),
     "invalid-station": ("station: My Garden\n" + GOOD_STREAM, ":1: station: may hold only"),
     "no-streams": ("station: garden\n", "streams: at least one stream is needed"),
     "empty-stream-list": ("streams: []\n", ":1: streams: at least one stream is needed"),
