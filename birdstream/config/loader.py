@@ -191,6 +191,7 @@ def format_validation_error(exc: ValidationError, source: str, lines: Mapping[Lo
     else:
         message = str(err["msg"]).removeprefix("Value error, ")
         message = message.replace("Input should be", "must be").replace("String should", "must")
+        message = message.replace("a valid tuple", "a list").replace("a valid dictionary", "a mapping")
         value = err.get("input")
         if kind == "string_type" and isinstance(value, bool):
             message += f" (got {value}: YAML reads yes/no/on/off/true/false as a boolean; put it in quotes)"

@@ -86,6 +86,17 @@ class Section(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        # `motion:` with every key commented out reads as null: treat it as "all defaults".
+        if isinstance(data, dict):
+            for name, spec in cls.model_fields.items():
+                if name in data and data[name] is None and isinstance(spec.annotation, type) \
+                        and issubclass(spec.annotation, Section):
+                    data = {**data, name: {}}
+        return data
+
 
 class ModelConfig(Section):
     weights: Annotated[str, Field(min_length=1), AfterValidator(_resolve_weights)] = DEFAULT_WEIGHTS

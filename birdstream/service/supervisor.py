@@ -162,9 +162,14 @@ class Supervisor:
             return self._snapshot
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM/SIGINT -> stop, SIGHUP -> reload. Call early so a stop during startup is honoured."""
+        """SIGTERM/SIGINT -> stop, SIGHUP -> reload, a crashed thread -> exit 1.
+
+        Main thread only; call it early so that a stop or a crash during startup is honoured.
+        """
         if self._old_handlers:
             return
+        self._old_excepthook = threading.excepthook
+        threading.excepthook = self._excepthook
         for sig, handler in ((signal.SIGTERM, self._on_stop_signal), (signal.SIGINT, self._on_stop_signal),
                              (signal.SIGHUP, self._on_hup)):
             self._old_handlers[sig] = signal.signal(sig, handler)
@@ -173,6 +178,9 @@ class Supervisor:
         for sig, handler in self._old_handlers.items():
             signal.signal(sig, handler)
         self._old_handlers.clear()
+        if self._old_excepthook is not None:
+            threading.excepthook = self._old_excepthook
+            self._old_excepthook = None
 
     def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
         if self.stopping and signum == signal.SIGINT:
@@ -195,8 +203,6 @@ class Supervisor:
     def run(self, shutdown: Callable[[], None] | None = None) -> int:
         """READY=1, health ticks until stopped, STOPPING=1, ``shutdown()``; returns the exit code."""
         self.install_signal_handlers()
-        self._old_excepthook = threading.excepthook
-        threading.excepthook = self._excepthook
         try:
             snap = self.tick(state="running")
             self.notifier.ready(snap.status)
@@ -221,7 +227,6 @@ class Supervisor:
             self._publish(self._make_snapshot("stopped"))
             return self._exit_code
         finally:
-            threading.excepthook = self._old_excepthook
             self.restore_signal_handlers()
 
     def tick(self, state: str = "running") -> HealthSnapshot:

@@ -28,6 +28,8 @@ CASES = {
     "invalid-id": ("streams:\n  - id: Front Door\n    url: x.mp4\n", ":2: streams[0].id: may hold only"),
     "yaml-boolean-id": ("streams:\n  - id: off\n    url: x.mp4\n",
                         ":2: streams[0].id: must be a valid string (got False: YAML reads yes/no/on/off"),
+    "streams-not-a-list": ("streams:\n  id: a\n  url: x.mp4\n", ":1: streams: must be a list (got a mapping)"),
+    "stream-without-url": ("streams:\n  - id: a\n", ":2: streams[0].url: missing (this key is required)"),
     "invalid-station": ("station: My Garden\n" + GOOD_STREAM, ":1: station: may hold only"),
     "no-streams": ("station: garden\n", "streams: at least one stream is needed"),
     "empty-stream-list": ("streams: []\n", ":1: streams: at least one stream is needed"),

@@ -194,3 +194,16 @@ log_level: debug
     assert config.sightings.allow == ("Columba livia",)
     assert config.sightings.thresholds == {"Columba livia": 0.9}
     assert (config.mqtt.protocol, config.log_level) == ("3.1.1", "DEBUG")
+
+
+def test_sections_with_every_key_commented_out_are_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, """
+sightings:
+  # enter_score: 0.7
+mqtt:
+streams:
+  - id: a
+    url: x.mp4
+    motion:
+"""))
+    assert config.sightings.enter_score == 0.6 and config.mqtt.enabled and config.streams[0].motion.enabled is None
