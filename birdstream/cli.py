@@ -1,0 +1,271 @@
+"""The `birdstream` command: run | check-config | classify | fetch-model | bench | health.
+
+User errors (BirdstreamError) print one line, ``birdstream: error: <message>``, never a traceback;
+anything unexpected is logged once with its traceback and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from birdstream import __version__
+from birdstream.errors import BirdstreamError, CheckpointError, ConfigError, DownloadError
+
+log = logging.getLogger("birdstream")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class Unavailable(BirdstreamError):
+    """A command whose implementation is not part of this build."""
+
+
+def _config_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", type=Path, metavar="CONFIG",
+                   help="config file (default: $BIRDSTREAM_CONFIG, ./config.yaml, /etc/birdstream/config.yaml)")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
+    return value
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"batch sizes must be >= 1: {text!r}")
+    return sizes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="birdstream", description="Bird sightings from camera streams.")
+    parser.add_argument("--version", action="version", version=f"birdstream {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the daemon until SIGTERM/SIGINT")
+    _config_option(p)
+
+    p = sub.add_parser("check-config", help="validate the config and print it resolved, secrets redacted")
+    _config_option(p)
+    p.add_argument("--schema", action="store_true", help="print the JSON Schema of config.yaml and exit")
+
+    p = sub.add_parser("classify", help="offline: classify video files, images and folders into sighting events")
+    _config_option(p)
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="video file, image or folder")
+    p.add_argument("--model", metavar="W", help="weights name or .pt file (default: the config's model.weights)")
+    p.add_argument("--out", type=Path, metavar="FILE", help="write JSON lines here instead of stdout")
+    p.add_argument("--sample-fps", type=_positive, default=2.0, metavar="FPS",
+                   help="frames per second classified from videos (default 2)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: the config's model.device)")
+    p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), help="default: the config's")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+    p = sub.add_parser("fetch-model", help="download published weights into the cache and verify sha256")
+    _config_option(p)
+    p.add_argument("name", nargs="?", help="weights name (default: the config's model.weights, else the published one)")
+    p.add_argument("--cache-dir", type=Path, help="default: the config's model.cache_dir")
+
+    p = sub.add_parser("bench", help="model throughput on this machine")
+    _config_option(p)
+    p.add_argument("--model", metavar="W", help="weights name or .pt file (default: the config's model.weights)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"))
+    p.add_argument("--batch-sizes", type=_sizes, default=(1, 8, 32), metavar="N,N,...", help="default 1,8,32")
+    p.add_argument("--seconds", type=_positive, default=10.0, help="time per measurement (default 10)")
+
+    p = sub.add_parser("health", help="exit 0 if the running daemon is healthy (Docker HEALTHCHECK)")
+    _config_option(p)
+    p.add_argument("--file", type=Path, help="health status file (default: the config's service.health_file)")
+    p.add_argument("--max-age", type=_positive, default=30.0, metavar="S",
+                   help="the status file must be younger than this (default 30)")
+    return parser
+
+
+def _lazy(module: str, name: str, command: str) -> Callable[..., Any]:
+    """Import a command's implementation on use, so that startup stays instant and torch-free."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (module == exc.name or module.startswith(exc.name + ".")):
+            raise Unavailable(f"{command}: not available in this build ({module} is missing)") from None
+        raise
+    fn = getattr(mod, name, None)
+    if fn is None:
+        raise Unavailable(f"{command}: not available in this build ({module}.{name} is missing)")
+    return fn  # type: ignore[no-any-return]
+
+
+def _load(args: argparse.Namespace, *, require_streams: bool = True, optional: bool = False) -> Any:
+    from birdstream.config import default_config, find_config, load_config
+
+    path = find_config(args.config, required=not optional)
+    if path is None:
+        return default_config()
+    args.config = path
+    return load_config(path, require_streams=require_streams)
+
+
+def _is_path(weights: str) -> bool:
+    return Path(weights).is_absolute()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args)
+    from birdstream.service.logging import set_level
+
+    set_level(config.log_level)
+    run_daemon = _lazy("birdstream.service.daemon", "run_daemon", "run")
+    return int(run_daemon(config, config_path=args.config))
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from birdstream.config import json_schema, redacted, to_yaml
+
+    if args.schema:
+        sys.stdout.write(json_schema())
+        return EXIT_OK
+    config = _load(args)
+    if _is_path(config.model.weights):
+        from birdstream.service.weights import check_checkpoint_file
+
+        check_checkpoint_file(Path(config.model.weights), f"{args.config}: model.weights")
+    enabled = sum(1 for s in config.streams if s.enabled)
+    sys.stdout.write(f"# {args.config}: valid ({enabled} of {len(config.streams)} streams enabled)\n")
+    sys.stdout.write(to_yaml(redacted(config)))
+    return EXIT_OK
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    config = _load(args, require_streams=False, optional=True)
+    model_update: dict[str, Any] = {}
+    if args.model:
+        weights = str(Path(args.model).expanduser().absolute()) if _looks_like_path(args.model) else args.model
+        model_update["weights"] = weights
+    if args.device:
+        model_update["device"] = args.device
+    if args.precision:
+        model_update["precision"] = args.precision
+    if model_update:
+        config = _override_model(config, model_update)
+    if _is_path(config.model.weights):
+        from birdstream.service.weights import check_checkpoint_file
+
+        check_checkpoint_file(Path(config.model.weights), "--model" if args.model else "model.weights")
+    classify_main = _lazy("birdstream.offline", "classify_main", "classify")
+    return int(classify_main(args, config))
+
+
+def _looks_like_path(weights: str) -> bool:
+    from birdstream.config.models import _looks_like_path as looks
+
+    return looks(weights)
+
+
+def _override_model(config: Any, update: dict[str, Any]) -> Any:
+    """Apply --model/--device/--precision through validation, so bad values are usage errors."""
+    from pydantic import ValidationError
+
+    from birdstream.config import ModelConfig
+
+    data = config.model.model_dump()
+    data.update(update)
+    try:
+        model = ModelConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        raise ConfigError(f"--{err['loc'][0]}: {err['msg']} (got {err.get('input')!r})") from None
+    return config.model_copy(update={"model": model})
+
+
+def cmd_fetch_model(args: argparse.Namespace) -> int:
+    from birdstream.config import DEFAULT_WEIGHTS
+
+    config = _load(args, require_streams=False, optional=True)
+    name = args.name or (config.model.weights if not _is_path(config.model.weights) else DEFAULT_WEIGHTS)
+    cache_dir = args.cache_dir or config.model.cache_dir
+    fetch_model = _lazy("birdstream.model.download", "fetch_model", "fetch-model")
+    path = fetch_model(name, cache_dir, progress=_progress_printer(name))
+    sys.stderr.write("\n")
+    sys.stdout.write(f"{path}\n")
+    return EXIT_OK
+
+
+def _progress_printer(label: str) -> Callable[[int, int | None], None]:
+    def progress(done: int, total: int | None) -> None:
+        mib = done / 2**20
+        text = f"{mib:.1f}/{total / 2**20:.1f} MiB" if total else f"{mib:.1f} MiB"
+        sys.stderr.write(f"\r{label}: {text}")
+        sys.stderr.flush()
+
+    return progress
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    config = _load(args, require_streams=False, optional=True)
+    run_bench = _lazy("birdstream.model.bench", "run_bench", "bench")
+    return int(run_bench(args, config) or 0)
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from birdstream.service.health import check_health_file
+
+    if args.file is None:
+        args.file = _load(args, require_streams=False).health_path
+    verdict = check_health_file(args.file, max_age_s=args.max_age)
+    sys.stdout.write(verdict.message + "\n")
+    return EXIT_OK if verdict.healthy else EXIT_FAILURE
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], dict[type[BaseException], int]]] = {
+    "run": (cmd_run, {ConfigError: EXIT_USAGE}),
+    "check-config": (cmd_check_config, {ConfigError: EXIT_USAGE, CheckpointError: EXIT_USAGE}),
+    "classify": (cmd_classify, {ConfigError: EXIT_USAGE, CheckpointError: EXIT_USAGE, DownloadError: EXIT_USAGE}),
+    "fetch-model": (cmd_fetch_model, {}),
+    "bench": (cmd_bench, {ConfigError: EXIT_USAGE}),
+    "health": (cmd_health, {}),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    from birdstream.service.logging import setup_logging
+
+    setup_logging("INFO" if args.command == "run" else "WARNING")
+    command, codes = COMMANDS[args.command]
+    try:
+        return command(args)
+    except BirdstreamError as exc:
+        sys.stderr.write(f"birdstream: error: {_one_line(str(exc))}\n")
+        return next((code for kind, code in codes.items() if isinstance(exc, kind)), EXIT_FAILURE)
+    except KeyboardInterrupt:
+        sys.stderr.write("birdstream: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_FAILURE  # stdout closed early (e.g. piped into head)
+    except Exception:
+        log.exception("internal error in %s", args.command)
+        return EXIT_FAILURE
+
+
+def _one_line(text: str) -> str:
+    from birdstream.redact import redact_url
+
+    return redact_url(" ".join(text.split("\n"))).strip()

@@ -1,0 +1,359 @@
+"""The validated, frozen configuration objects (pure data; load_config reads files and env)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
+
+DEFAULT_WEIGHTS = "vit_parallel_s16_18x2_ls_avg_data2vec-intermediate-arabian-peninsula"
+ID_PATTERN = r"^[a-z0-9_-]+$"
+DEVICE_PATTERN = r"^(auto|cpu|cuda|cuda:\d+)$"
+TOPIC_PATTERN = r"^[^#+/\s]([^#+\s]*[^#+/\s])?$"
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def keyed_error(key: str, message: str) -> PydanticCustomError:
+    """A validation error about *key* (dotted, relative to the model raising it)."""
+    return PydanticCustomError("birdstream_key", "{key}: {message}", {"key": key, "message": message})
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    """Relative paths resolve against the config file's folder (given as validation context)."""
+    value = value.expanduser()
+    base = (info.context or {}).get("base_dir")
+    if base is not None and not value.is_absolute():
+        value = Path(base) / value
+    return value
+
+
+def _looks_like_path(value: str) -> bool:
+    return "/" in value or value.startswith(("~", ".")) or value.endswith((".pt", ".pth"))
+
+
+def _resolve_source(value: str, info: ValidationInfo) -> str:
+    """A URL stays as written; a file, device or folder path resolves like any other path."""
+    if _URL_SCHEME.match(value):
+        return value
+    return str(_resolve_path(Path(value), info))
+
+
+def _resolve_weights(value: str, info: ValidationInfo) -> str:
+    return str(_resolve_path(Path(value), info)) if _looks_like_path(value) else value
+
+
+def _roi_shape(value: Any) -> Any:
+    if isinstance(value, (list, tuple)) and len(value) != 4:
+        raise ValueError(f"must be [x, y, w, h]: 4 numbers, got {len(value)}")
+    return value
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _as_str(value: Any) -> Any:
+    # YAML reads `protocol: 5` as an int and `protocol: 3.1.1` as a string.
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
+Ident = Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=64)]
+Score = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Section(BaseModel):
+    """Base of every config section: frozen, unknown keys are errors, docstrings document keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        # `motion:` with every key commented out reads as null: treat it as "all defaults".
+        if isinstance(data, dict):
+            for name, spec in cls.model_fields.items():
+                if name in data and data[name] is None and isinstance(spec.annotation, type) \
+                        and issubclass(spec.annotation, Section):
+                    data = {**data, name: {}}
+        return data
+
+
+class ModelConfig(Section):
+    weights: Annotated[str, Field(min_length=1), AfterValidator(_resolve_weights)] = DEFAULT_WEIGHTS
+    """Published weights name (downloaded once into cache_dir, sha256-checked) or a path to a Birder .pt file."""
+    device: Annotated[str, BeforeValidator(_lower), Field(pattern=DEVICE_PATTERN)] = "auto"
+    """auto (first CUDA GPU, else CPU) | cpu | cuda | cuda:N."""
+    precision: Annotated[Literal["auto", "fp32", "fp16", "bf16"], BeforeValidator(_lower)] = "auto"
+    """auto (bf16/fp16 on GPU, fp32 on CPU) | fp32 | fp16 | bf16."""
+    max_batch: Annotated[int, Field(ge=1, le=1024)] = 32
+    """Most frames classified in one forward pass, across all streams."""
+    max_wait_ms: Annotated[float, Field(ge=0, le=10_000)] = 50
+    """Longest wait for a batch to fill before running a partial one."""
+    max_age_ms: Annotated[float, Field(gt=0, le=600_000)] = 2000
+    """Frames older than this when their batch starts are dropped (counted), so a slow model never lags behind live."""
+    cache_dir: ConfigPath | None = None
+    """Where downloaded weights live; default $CACHE_DIRECTORY, else $XDG_CACHE_HOME/birdstream, else ~/.cache/birdstream."""
+    threads: Annotated[int, Field(ge=1, le=1024)] | None = None
+    """CPU threads for inference on CPU; null = torch's default (all cores)."""
+
+
+class MotionConfig(Section):
+    enabled: bool | None = None
+    """Only classify frames with motion; null = auto: on for live sources, off for files and folders."""
+    threshold: Annotated[float, Field(gt=0, le=1)] = 0.005
+    """Fraction of the picture that must change against the background to count as motion."""
+    keepalive_s: Annotated[float, Field(ge=0)] = 30
+    """Classify one frame at least this often even without motion (0 = never)."""
+
+
+class V4l2Config(Section):
+    input_format: str | None = None
+    """USB cameras: pixel format to ask for (e.g. mjpeg, yuyv422); null = the driver's default."""
+    width: Annotated[int, Field(ge=1, le=16384)] | None = None
+    """USB cameras: capture width in pixels; null = the driver's default."""
+    height: Annotated[int, Field(ge=1, le=16384)] | None = None
+    """USB cameras: capture height in pixels; null = the driver's default."""
+    fps: Annotated[float, Field(gt=0, le=1000)] | None = None
+    """USB cameras: capture frame rate; null = the driver's default."""
+
+
+class StreamConfig(Section):
+    id: Ident
+    """Stream id: [a-z0-9_-]+, unique; used in MQTT topics and file names."""
+    url: Annotated[str, Field(min_length=1), AfterValidator(_resolve_source)]
+    """rtsp(s)://, http(s)://, rtmp:// URL, a video file, /dev/videoN, or a folder of images."""
+    enabled: bool = True
+    """false keeps the stream in the file but does not open it."""
+    sample_fps: Annotated[float, Field(gt=0, le=120)] = 2.0
+    """Frames per second sent to the classifier."""
+    realtime: bool = False
+    """Files only: pace reading at the file's own frame rate, like a camera."""
+    loop: bool = False
+    """Files only: start again at the end."""
+    roi: Annotated[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)],
+                         Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] | None,
+                   BeforeValidator(_roi_shape)] = None
+    """[x, y, w, h] in source pixels: classify only this part of the picture; null = all of it."""
+    rtsp_transport: Annotated[Literal["tcp", "udp"], BeforeValidator(_lower)] = "tcp"
+    """RTSP only: tcp (reliable, the default) or udp."""
+    keyframes_only: bool = False
+    """Decode only keyframes: far less CPU, sampling limited to the camera's keyframe interval."""
+    stall_s: Annotated[float, Field(gt=0, le=3600)] = 10
+    """A source that delivers no frame for this long is closed and reopened."""
+    open_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10
+    """Give up opening (connecting to) a source after this long, then retry with backoff."""
+    motion: MotionConfig = MotionConfig()
+    """Motion gate: skip still scenes."""
+    v4l2: V4l2Config = V4l2Config()
+    """USB (V4L2) camera capture settings."""
+    watch: bool = False
+    """Folders only: keep watching for new images (e.g. uploads) instead of reading the folder once."""
+    password_file: ConfigPath | None = None
+    """File holding the URL's password (the url then names only the user: rtsp://user@host/...)."""
+    password: SkipJsonSchema[SecretStr | None] = Field(default=None, exclude=True)
+
+
+class SightingsConfig(Section):
+    enter_score: Annotated[float, Field(gt=0, le=1)] = 0.6
+    """Smoothed score at which a sighting starts."""
+    exit_score: Annotated[float, Field(ge=0, lt=1)] = 0.4
+    """Smoothed score below which a sighting is ending (must be below enter_score)."""
+    min_frames: Annotated[int, Field(ge=1, le=1000)] = 2
+    """Supporting sampled frames before a sighting starts."""
+    end_after_s: Annotated[float, Field(gt=0, le=86_400)] = 10
+    """A sighting ends after its species has been below exit_score for this long."""
+    smoothing_s: Annotated[float, Field(ge=0, le=3600)] = 3
+    """Time constant of the exponential smoothing of scores (0 = no smoothing)."""
+    update_every_s: Annotated[float, Field(ge=0, le=86_400)] = 30
+    """Publish an update event of an open sighting at most this often (0 = on every change)."""
+    update_min_delta: Annotated[float, Field(ge=0, le=1)] = 0.1
+    """...or sooner when the score moved by at least this much since the last event."""
+    top_k: Annotated[int, Field(ge=1, le=50)] = 5
+    """How many (species, score) pairs go into an event's `top`."""
+    allow: tuple[str, ...] = ()
+    """Only these species make sightings (class names); empty = all."""
+    deny: tuple[str, ...] = ()
+    """These species never make sightings (e.g. a resident pet bird)."""
+    thresholds: dict[str, Annotated[float, Field(gt=0, le=1)]] = {}
+    """Per-species enter_score, overriding the global one (species name -> score)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> SightingsConfig:
+        if self.exit_score >= self.enter_score:
+            raise keyed_error("exit_score", f"must be lower than enter_score ({self.enter_score:g}), "
+                                            f"got {self.exit_score:g}")
+        both = sorted(set(self.allow) & set(self.deny))
+        if both:
+            raise keyed_error("deny", f"{both[0]!r} is also in allow")
+        return self
+
+
+class TlsConfig(Section):
+    enabled: bool = False
+    """Connect with TLS (set port to 8883 for most brokers); the system CAs are used unless ca_file is set."""
+    ca_file: ConfigPath | None = None
+    """CA certificate (PEM) that signed the broker's certificate."""
+    cert_file: ConfigPath | None = None
+    """Client certificate (PEM) for brokers that require one."""
+    key_file: ConfigPath | None = None
+    """Client private key (PEM) for cert_file."""
+    insecure: bool = False
+    """Do not verify the broker's certificate or host name (testing only)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> TlsConfig:
+        if self.key_file is not None and self.cert_file is None:
+            raise keyed_error("key_file", "needs cert_file as well")
+        return self
+
+
+class HaDiscoveryConfig(Section):
+    enabled: bool = False
+    """Publish Home Assistant MQTT discovery config (one sensor per stream)."""
+    prefix: Annotated[str, Field(min_length=1)] = "homeassistant"
+    """Home Assistant's discovery topic prefix."""
+
+
+class MqttConfig(Section):
+    enabled: bool = True
+    """Publish sightings and stream status to an MQTT broker."""
+    host: Annotated[str, Field(min_length=1)] = "localhost"
+    """Broker host name or address."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    """Broker port (1883 plain, 8883 TLS)."""
+    topic_prefix: Annotated[str, Field(pattern=TOPIC_PATTERN)] = "birdstream"
+    """First topic level(s): topics are <topic_prefix>/<station>/<stream>/...; no wildcards, no leading/trailing /."""
+    protocol: Annotated[Literal["5", "3.1.1"], BeforeValidator(_as_str),
+                        WithJsonSchema({"enum": [5, "5", "3.1.1"]})] = "5"
+    """MQTT protocol version: 5 or 3.1.1."""
+    client_id: str | None = None
+    """MQTT client id; null = birdstream-<station>."""
+    username: str | None = None
+    """User name for the broker; null = anonymous."""
+    password_file: ConfigPath | None = None
+    """File holding the broker password; default the systemd credential mqtt_password when present."""
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 60
+    """MQTT keepalive interval."""
+    tls: TlsConfig = TlsConfig()
+    """TLS to the broker."""
+    ha_discovery: HaDiscoveryConfig = HaDiscoveryConfig()
+    """Home Assistant MQTT discovery."""
+    publish_snapshots: bool = False
+    """Also publish each sighting's JPEG snapshot (retained) on <prefix>/<station>/<stream>/snapshot."""
+    password: SkipJsonSchema[SecretStr | None] = Field(default=None, exclude=True)
+
+
+class OutboxConfig(Section):
+    max_events: Annotated[int, Field(ge=1)] = 100_000
+    """Undelivered MQTT events kept on disk while the broker is away; the oldest go first beyond this (counted)."""
+    max_age_days: Annotated[float, Field(gt=0)] = 7
+    """Undelivered events older than this are discarded (counted); they stay in sightings.jsonl."""
+
+
+class LogConfig(Section):
+    max_bytes: Annotated[int, Field(ge=1024)] = 50 * 1024 * 1024
+    """state_dir/sightings.jsonl is rotated at this size."""
+    backup_count: Annotated[int, Field(ge=0, le=1000)] = 10
+    """Rotated files kept (sightings.jsonl.1 ... .N)."""
+
+
+class SnapshotsConfig(Section):
+    enabled: bool = True
+    """Save a JPEG of the best frame of each sighting under state_dir/snapshots/."""
+    jpeg_quality: Annotated[int, Field(ge=1, le=100)] = 85
+    """JPEG quality, 1-100."""
+    max_age_days: Annotated[float, Field(gt=0)] = 30
+    """Snapshots older than this are deleted."""
+    max_total_mb: Annotated[float, Field(gt=0)] = 1000
+    """The oldest snapshots are deleted when all of them together exceed this many MiB."""
+
+
+class HttpConfig(Section):
+    enabled: bool = False
+    """Serve /healthz and Prometheus /metrics over HTTP."""
+    host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
+    """Address to listen on; 0.0.0.0 exposes it to the network (no authentication)."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 9108
+    """TCP port to listen on."""
+
+
+class ServiceConfig(Section):
+    shutdown_grace_s: Annotated[float, Field(ge=0, le=600)] = 10
+    """On stop, how long to wait for the broker to take queued events (they stay on disk either way)."""
+    watchdog_stale_s: Annotated[float, Field(gt=0, le=3600)] = 60
+    """Unhealthy (no watchdog ping, health fails) when the engine or a running stream is silent this long."""
+    health_file: ConfigPath | None = None
+    """Health status file read by `birdstream health`; null = <state_dir>/health.json."""
+
+
+class Config(Section):
+    """The whole birdstream configuration (config.yaml)."""
+
+    station: Ident = "station"
+    """Station name: [a-z0-9_-]+, used in MQTT topics and file names."""
+    state_dir: ConfigPath = Path("state")
+    """Outbox, sightings log, snapshots, health file; default $STATE_DIRECTORY (systemd), else ./state."""
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)] = "INFO"
+    """DEBUG | INFO | WARNING | ERROR."""
+    model: ModelConfig = ModelConfig()
+    """The classifier."""
+    streams: tuple[StreamConfig, ...] = Field(default=(), validate_default=True)
+    """The sources to watch (at least one)."""
+    sightings: SightingsConfig = SightingsConfig()
+    """Turning per-frame scores into sightings."""
+    mqtt: MqttConfig = MqttConfig()
+    """Publishing to an MQTT broker."""
+    outbox: OutboxConfig = OutboxConfig()
+    """Events waiting on disk for the broker."""
+    log: LogConfig = LogConfig()
+    """The local sightings log (JSON lines)."""
+    snapshots: SnapshotsConfig = SnapshotsConfig()
+    """JPEG snapshots of sightings."""
+    http: HttpConfig = HttpConfig()
+    """Optional health/metrics HTTP endpoint."""
+    service: ServiceConfig = ServiceConfig()
+    """Daemon behaviour: shutdown, watchdog, health file."""
+
+    @field_validator("streams")
+    @classmethod
+    def _unique_ids(cls, streams: tuple[StreamConfig, ...], info: ValidationInfo) -> tuple[StreamConfig, ...]:
+        if not streams and (info.context or {}).get("require_streams", True):
+            raise ValueError("at least one stream is needed (streams: - id: ... url: ...)")
+        seen: dict[str, int] = {}
+        for i, stream in enumerate(streams):
+            if stream.id in seen:
+                raise keyed_error(f"{i}.id", f"duplicate stream id {stream.id!r} (also streams[{seen[stream.id]}])")
+            seen[stream.id] = i
+        return streams
+
+    @property
+    def health_path(self) -> Path:
+        """The health status file: service.health_file or <state_dir>/health.json."""
+        return self.service.health_file or self.state_dir / "health.json"
+
+    def stream(self, stream_id: str) -> StreamConfig:
+        """The stream with this id (KeyError if none)."""
+        for s in self.streams:
+            if s.id == stream_id:
+                return s
+        raise KeyError(stream_id)
