@@ -173,6 +173,21 @@ class StreamConfig(Section):
     password: SkipJsonSchema[SecretStr | None] = Field(default=None, exclude=True)
 
 
+class SceneryConfig(Section):
+    enabled: bool = True
+    """Learn what the empty scene scores and require movement before a sighting starts (a rock is not a bird)."""
+    motion_min: Annotated[float, Field(ge=0, le=1)] = 0.005
+    """Fraction of the picture that must change for a frame to count as movement."""
+    motion_window_s: Annotated[float, Field(ge=0, le=3600)] = 5
+    """A sighting may start only this many seconds after a frame with movement."""
+    margin: Annotated[float, Field(ge=0, le=1)] = 0.25
+    """How far a species must score above the empty scene's score for it to start a sighting."""
+    baseline_s: Annotated[float, Field(gt=0, le=86_400)] = 120
+    """Memory (seconds) of what the empty scene scores."""
+    still_limit_s: Annotated[float, Field(ge=0, le=86_400)] = 300
+    """A sighting with no movement for this long counts as scenery and ends (0 = never)."""
+
+
 class SightingsConfig(Section):
     enter_score: Annotated[float, Field(gt=0, le=1)] = 0.6
     """Smoothed score at which a sighting starts."""
@@ -182,7 +197,7 @@ class SightingsConfig(Section):
     """Supporting sampled frames before a sighting starts."""
     end_after_s: Annotated[float, Field(gt=0, le=86_400)] = 10
     """A sighting ends after its species has been below exit_score for this long."""
-    smoothing_s: Annotated[float, Field(ge=0, le=3600)] = 3
+    smoothing_s: Annotated[float, Field(ge=0, le=3600)] = 1
     """Time constant of the exponential smoothing of scores (0 = no smoothing)."""
     update_every_s: Annotated[float, Field(ge=0, le=86_400)] = 30
     """Publish an update event of an open sighting at most this often (0 = on every change)."""
@@ -196,6 +211,8 @@ class SightingsConfig(Section):
     """These species never make sightings (e.g. a resident pet bird)."""
     thresholds: dict[str, Annotated[float, Field(gt=0, le=1)]] = {}
     """Per-species enter_score, overriding the global one (species name -> score)."""
+    scenery: SceneryConfig = SceneryConfig()
+    """Scenery is not a sighting: what never moves does not start one."""
 
     @model_validator(mode="after")
     def _check(self) -> SightingsConfig:
