@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from birdstream.errors import DownloadError
@@ -47,12 +48,14 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
-def published(name: str) -> PublishedWeights:
+def published(name: str, known: Mapping[str, PublishedWeights] | None = None) -> PublishedWeights:
+    """The registry entry for ``name`` (``known`` replaces the built-in registry, e.g. for a private mirror)."""
+    known = KNOWN_WEIGHTS if known is None else known
     try:
-        return KNOWN_WEIGHTS[name]
+        return known[name]
     except KeyError:
-        known = ", ".join(sorted(KNOWN_WEIGHTS))
-        raise DownloadError(f"{name}: unknown weights name (known: {known}; or give a path to a .pt file)") from None
+        names = ", ".join(sorted(known))
+        raise DownloadError(f"{name}: unknown weights name (known: {names}; or give a path to a .pt file)") from None
 
 
 def fetch_model(
@@ -62,9 +65,10 @@ def fetch_model(
     *,
     base_url: str | None = None,
     timeout_s: float = 60.0,
+    known: Mapping[str, PublishedWeights] | None = None,
 ) -> Path:
     """Return the cached path of published weights ``name``, downloading and verifying them first if needed."""
-    return fetch_model_verified(name, cache_dir, progress, base_url=base_url, timeout_s=timeout_s)[0]
+    return fetch_model_verified(name, cache_dir, progress, base_url=base_url, timeout_s=timeout_s, known=known)[0]
 
 
 def fetch_model_verified(
@@ -74,9 +78,10 @@ def fetch_model_verified(
     *,
     base_url: str | None = None,
     timeout_s: float = 60.0,
+    known: Mapping[str, PublishedWeights] | None = None,
 ) -> tuple[Path, str]:
     """Like fetch_model, and also return the file's sha256 (already computed while verifying)."""
-    weights = published(name)
+    weights = published(name, known)
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     target = cache / weights.file_name
     if target.is_file():
@@ -120,7 +125,7 @@ def _download(url: str, target: Path, sha256: str, progress: ProgressCallback | 
                 raise DownloadError(f"{shown}: HTTP {err.code} {err.reason}") from None
             except urllib.error.URLError as err:
                 raise DownloadError(f"{shown}: cannot connect ({err.reason})") from None
-            except (OSError, ValueError) as err:  # reset connection, timeout, IncompleteRead
+            except (OSError, ValueError, http.client.HTTPException) as err:  # reset, timeout, IncompleteRead
                 raise DownloadError(
                     f"{shown}: transfer interrupted after {received} bytes ({type(err).__name__}: {err})"
                 ) from None
