@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from birdstream.errors import CheckpointError, ConfigError, SourceError
 from birdstream.model.checkpoint import build_network, read_checkpoint, sha256_file, size_from_signature
 from birdstream.model.download import ProgressCallback, fetch_model_verified
+from birdstream.model.metrics import CHECKPOINT_LOAD_FAILURES, LOAD_SECONDS
 from birdstream.model.registry import KNOWN_WEIGHTS, PublishedWeights
 from birdstream.model.transforms import classification_transform
 from birdstream.model.vit_parallel import ViTParallel
@@ -147,10 +149,15 @@ def load_pretrained_model(
             raise CheckpointError(f"{key}: not a known weights name ({names}) nor an existing file")
         digest = ""
         name = path.stem
-    ckpt = read_checkpoint(path)
-    if not digest:
-        digest = sha256_file(path)
-    net = build_network(ckpt, custom_config)
+    started = time.monotonic()
+    try:
+        ckpt = read_checkpoint(path)
+        if not digest:
+            digest = sha256_file(path)
+        net = build_network(ckpt, custom_config)
+    except CheckpointError:
+        CHECKPOINT_LOAD_FAILURES.inc()
+        raise
     if new_size is not None:
         net.adjust_size(new_size)
     net.set_dynamic_size(dynamic_size)
@@ -175,6 +182,7 @@ def load_pretrained_model(
         device=dev,
         dtype=amp,
     )
+    LOAD_SECONDS.observe(time.monotonic() - started)
     logger.info(
         "loaded %s (%d classes, %dx%d) on %s, %s", info.model_id, len(info.class_names), *ckpt.size, dev, amp
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from birdstream.errors import DownloadError
 from birdstream.model.checkpoint import sha256_file
+from birdstream.model.metrics import DOWNLOADS
 from birdstream.model.registry import DEFAULT_BASE_URL, KNOWN_WEIGHTS, PublishedWeights
 
 logger = logging.getLogger(__name__)
@@ -122,21 +123,27 @@ def _download(url: str, target: Path, sha256: str, progress: ProgressCallback | 
                         if progress is not None:
                             progress(received, total)
             except urllib.error.HTTPError as err:
+                DOWNLOADS.labels("http_error").inc()
                 raise DownloadError(f"{shown}: HTTP {err.code} {err.reason}") from None
             except urllib.error.URLError as err:
+                DOWNLOADS.labels("connect_error").inc()
                 raise DownloadError(f"{shown}: cannot connect ({err.reason})") from None
             except (OSError, ValueError, http.client.HTTPException) as err:  # reset, timeout, IncompleteRead
+                DOWNLOADS.labels("interrupted").inc()
                 raise DownloadError(
                     f"{shown}: transfer interrupted after {received} bytes ({type(err).__name__}: {err})"
                 ) from None
             if total is not None and received != total:
+                DOWNLOADS.labels("interrupted").inc()
                 raise DownloadError(f"{shown}: transfer interrupted: got {received} of {total} bytes")
             out.flush()
             os.fsync(out.fileno())
         digest = h.hexdigest()
         if digest != sha256:
+            DOWNLOADS.labels("sha256_mismatch").inc()
             raise DownloadError(f"{shown}: sha256 mismatch (got {digest}, expected {sha256}); file discarded")
         os.replace(tmp, target)
+        DOWNLOADS.labels("ok").inc()
         logger.info("saved verified weights %s (%d bytes)", target, received)
     finally:
         tmp.unlink(missing_ok=True)

@@ -130,10 +130,17 @@ def test_env_vars_choose_cache_and_mirror(server, planted_bytes, tmp_path, monke
 
 
 def test_sha256_mismatch_leaves_nothing(server, tmp_path):
+    from prometheus_client import REGISTRY
+
+    def count() -> float:
+        return REGISTRY.get_sample_value("birdstream_model_downloads_total", {"result": "sha256_mismatch"}) or 0.0
+
+    before = count()
     # The real registry entry, served with the wrong bytes.
     server.files[_url_path(DEFAULT_WEIGHTS)] = b"not the published weights" * 100
     with pytest.raises(DownloadError) as exc:
         fetch_model(DEFAULT_WEIGHTS, tmp_path / "c", base_url=server.base_url)
+    assert count() == before + 1
     assert "sha256 mismatch" in str(exc.value) and "\n" not in str(exc.value)
     assert server.base_url in str(exc.value)
     assert _cache_files(tmp_path / "c") == []
