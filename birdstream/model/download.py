@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import io
 import logging
 import os
 import tempfile
@@ -103,7 +104,10 @@ def fetch_model_verified(
 def _download(url: str, target: Path, sha256: str, progress: ProgressCallback | None, timeout_s: float) -> None:
     shown = redact_url(url)
     logger.info("downloading %s to %s", shown, target)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    except OSError as err:
+        raise DownloadError(f"{target.parent}: cannot write to the model cache ({err.strerror})") from None
     tmp = Path(tmp_name)
     try:
         h = hashlib.sha256()
@@ -117,11 +121,13 @@ def _download(url: str, target: Path, sha256: str, progress: ProgressCallback | 
                     if progress is not None:
                         progress(0, total)
                     while chunk := resp.read(1 << 20):
-                        out.write(chunk)
+                        _write(out, chunk, target)
                         h.update(chunk)
                         received += len(chunk)
                         if progress is not None:
                             progress(received, total)
+            except DownloadError:
+                raise
             except urllib.error.HTTPError as err:
                 DOWNLOADS.labels("http_error").inc()
                 raise DownloadError(f"{shown}: HTTP {err.code} {err.reason}") from None
@@ -136,8 +142,11 @@ def _download(url: str, target: Path, sha256: str, progress: ProgressCallback | 
             if total is not None and received != total:
                 DOWNLOADS.labels("interrupted").inc()
                 raise DownloadError(f"{shown}: transfer interrupted: got {received} of {total} bytes")
-            out.flush()
-            os.fsync(out.fileno())
+            try:
+                out.flush()
+                os.fsync(out.fileno())
+            except OSError as err:
+                raise DownloadError(f"{target}: cannot write ({err.strerror})") from None
         digest = h.hexdigest()
         if digest != sha256:
             DOWNLOADS.labels("sha256_mismatch").inc()
@@ -147,3 +156,10 @@ def _download(url: str, target: Path, sha256: str, progress: ProgressCallback | 
         logger.info("saved verified weights %s (%d bytes)", target, received)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _write(out: io.BufferedWriter, chunk: bytes, target: Path) -> None:
+    try:
+        out.write(chunk)
+    except OSError as err:  # disk full, read-only cache: not a network problem
+        raise DownloadError(f"{target}: cannot write ({err.strerror})") from None

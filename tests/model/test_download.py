@@ -193,3 +193,22 @@ def test_credentials_are_redacted(tmp_path):
 def test_unknown_name(tmp_path):
     with pytest.raises(DownloadError, match="unknown weights name"):
         fetch_model("no_such_weights", tmp_path)
+
+
+def test_unwritable_cache(server, planted_bytes, tmp_path):
+    import os
+
+    if os.geteuid() == 0:
+        # root ignores directory permissions; a file standing where the cache directory should be fails for everyone
+        cache = tmp_path / "file_not_dir"
+        cache.write_text("x")
+        expected = "cannot create the model cache"
+    else:
+        cache = tmp_path / "ro"
+        cache.mkdir()
+        cache.chmod(0o500)
+        expected = "cannot write to the model cache"
+    server.files[_url_path(NAME)] = planted_bytes
+    with pytest.raises(DownloadError, match=expected):
+        fetch_model(NAME, cache, base_url=server.base_url, known=_known(planted_bytes))
+    assert server.requests == []
