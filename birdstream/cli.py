@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="video file, image or folder")
     p.add_argument("--model", metavar="W", help="weights name or .pt file (default: the config's model.weights)")
     p.add_argument("--out", type=Path, metavar="FILE", help="write JSON lines here instead of stdout")
+    p.add_argument("--summary", type=Path, metavar="CSV",
+                   help="also write one CSV row per sighting: file, species, start, end, best score")
     p.add_argument("--sample-fps", type=_positive, default=2.0, metavar="FPS",
                    help="frames per second classified from videos (default 2)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: the config's model.device)")
@@ -231,7 +233,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], dict[type[BaseException], int]]] = {
-    "run": (cmd_run, {ConfigError: EXIT_USAGE}),
+    "run": (cmd_run, {ConfigError: EXIT_USAGE, CheckpointError: EXIT_USAGE}),
     "check-config": (cmd_check_config, {ConfigError: EXIT_USAGE, CheckpointError: EXIT_USAGE}),
     "classify": (cmd_classify, {ConfigError: EXIT_USAGE, CheckpointError: EXIT_USAGE, DownloadError: EXIT_USAGE}),
     "fetch-model": (cmd_fetch_model, {}),

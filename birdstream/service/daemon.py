@@ -1,0 +1,83 @@
+"""`birdstream run`: start the stages in order, supervise them, stop them in reverse order.
+
+config -> model load and warm-up -> outbox and sinks -> engine -> streams -> READY=1.
+SIGTERM/SIGINT: STOPPING=1 -> stop ingest -> engine finishes its batch -> open sightings end ->
+sinks flush (outbox drains for service.shutdown_grace_s) -> `offline` -> exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from birdstream.config import Config
+from birdstream.service.http import start_http
+from birdstream.service.reload import ConfigDiff, make_reloader
+from birdstream.service.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+
+def run_daemon(config: Config, config_path: Path | None = None, *, supervisor: Supervisor | None = None) -> int:
+    """Run every configured stream until SIGTERM/SIGINT; returns the process exit code."""
+    sup = supervisor or Supervisor.from_config(config)
+    sup.install_signal_handlers()
+    try:
+        return _run(config, config_path, sup)
+    finally:
+        sup.restore_signal_handlers()
+
+
+def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
+    from birdstream.engine.classifier import Classifier, set_cpu_threads
+    from birdstream.pipeline import LivePipeline
+    from birdstream.service import wiring
+
+    set_cpu_threads(config.model.threads)
+    sup.set_status(f"loading model {config.model.weights}")
+    classifier = Classifier.load(config.model.weights, config.model.device, config.model.precision,
+                                 config.model.cache_dir)
+    sup.set_status("warming up the model")
+    classifier.warm_up(min(config.model.max_batch, 8))
+    if sup.stopping:
+        return 0
+
+    publisher = wiring.publisher(config)
+    publisher.start()
+    pipeline = LivePipeline(config, classifier, publisher)
+    try:
+        pipeline.start()
+    except BaseException:
+        pipeline.stop()
+        publisher.close(0)
+        raise
+    http = start_http(config.http, sup.snapshot)
+
+    engine = pipeline.engine
+    sup.watch_heartbeat("engine", lambda: engine.heartbeat)
+    sup.add_fatal_check("engine", lambda: f"engine failed: {engine.error}" if engine.error else None)
+    sup.watch_streams(pipeline.statuses)
+    state = {"config": config}
+
+    def apply(new: Config, diff: ConfigDiff) -> None:
+        if diff.restart_needed:
+            log.warning("reload: %s changed; restart the service to apply it", ", ".join(diff.restart_needed))
+        pipeline.apply(new, added=diff.added, removed=diff.removed, changed=diff.changed)
+        state["config"] = new
+
+    if config_path is not None:
+        sup.on_reload(make_reloader(Path(config_path), lambda: state["config"], apply))
+
+    def shutdown() -> None:
+        sup.set_status("stopping: ending open sightings")
+        try:
+            pipeline.stop()
+        finally:
+            left = publisher.close(state["config"].service.shutdown_grace_s)
+            if left:
+                log.info("%d message(s) stay in the outbox for the next start", left)
+            if http is not None:
+                http.close()
+
+    log.info("running %d stream(s) on station %s", len(pipeline.stream_ids()), config.station)
+    return sup.run(shutdown)

@@ -1,0 +1,132 @@
+"""`birdstream run` end to end: file streams, the planted model, a real mosquitto, sd_notify, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from tests.e2e.conftest import BLUE, REPO, RED, birdstream_cmd
+from tests.support.mosquitto import Mosquitto, Subscriber
+from tests.support.video import Box, make_video
+
+
+class NotifySocket:
+    """A real AF_UNIX datagram socket collecting sd_notify messages."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._collect, daemon=True)
+        self._thread.start()
+
+    def _collect(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in m for m in self.messages):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"no {text!r} within {timeout} s; got {self.messages}")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+def write_config(tmp_path: Path, planted: Path, broker: Mosquitto, streams: str) -> Path:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"""
+station: test
+state_dir: {tmp_path / 'state'}
+model:
+  weights: {planted}
+  max_wait_ms: 20
+streams:
+{streams}
+sightings:
+  end_after_s: 2
+mqtt:
+  host: 127.0.0.1
+  port: {broker.port}
+service:
+  shutdown_grace_s: 5
+""")
+    return config
+
+
+def test_run_publishes_sightings_and_ends_them_cleanly_on_sigterm(tmp_path: Path, planted: Path, broker: Mosquitto) -> None:
+    live = make_video(tmp_path / "live.mp4", duration_s=40, fps=10, objects=[Box(RED, (110, 70, 100, 90), 1.0, 39.0)])
+    short = make_video(tmp_path / "short.mp4", duration_s=6, fps=10, objects=[Box(BLUE, (110, 70, 100, 90), 1.0, 4.0)])
+    config = write_config(tmp_path, planted, broker, f"""
+  - id: live
+    url: {live}
+    realtime: true
+    sample_fps: 4
+  - id: short
+    url: {short}
+""")
+    notify = NotifySocket(tmp_path / "notify.sock")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NOTIFY_SOCKET": str(notify.path)}
+    with Subscriber(broker.port, ["birdstream/test/#"]) as sub:
+        proc = subprocess.Popen(birdstream_cmd("run", "-c", str(config)), env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            notify.wait_for("READY=1", 120)
+            start = sub.wait_for(lambda m: m.topic == "birdstream/test/live/sighting"
+                                 and json.loads(m.payload)["event"] == "start", timeout=60)[0]
+            # The short file ends: its sighting ended, its state is `stopped`, the daemon keeps running.
+            sub.wait_for(lambda m: m.topic == "birdstream/test/short/sighting"
+                         and json.loads(m.payload)["event"] == "end", timeout=60)
+            sub.wait_for(lambda m: m.topic == "birdstream/test/short/status"
+                         and json.loads(m.payload)["state"] == "stopped", timeout=60)
+            assert proc.poll() is None
+            assert sub.wait_for(lambda m: m.topic == "birdstream/test/status", timeout=10)[-1].payload == b"online"
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+            notify.close()
+        assert proc.returncode == 0, stderr
+        assert "Traceback" not in stderr
+        sighting_id = json.loads(start.payload)["id"]
+        end = sub.wait_for(lambda m: m.topic == "birdstream/test/live/sighting"
+                           and json.loads(m.payload)["event"] == "end", timeout=10)[0]
+        assert json.loads(end.payload)["id"] == sighting_id
+        assert sub.wait_for(lambda m: m.topic == "birdstream/test/status" and m.payload == b"offline", timeout=10)
+    assert any("STOPPING=1" in m for m in notify.messages)
+    log = [json.loads(line) for line in (tmp_path / "state" / "sightings.jsonl").read_text().splitlines()]
+    live_events = [e["event"] for e in log if e["id"] == sighting_id]
+    assert live_events[0] == "start" and live_events[-1] == "end"
+    assert {e["species"] for e in log} == {"Scarlet Tanager", "Indian Roller"}
+    snapshot = json.loads(end.payload)["snapshot"]
+    assert snapshot and (tmp_path / "state" / snapshot).is_file()
+
+
+def test_run_with_a_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("streams:\n  - id: cam\n    url: /x.mp4\n    sampel_fps: 2\n")
+    proc = subprocess.run(birdstream_cmd("run", "-c", str(config)), capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "sampel_fps" in proc.stderr and "sample_fps" in proc.stderr
