@@ -118,7 +118,8 @@ def _num(value: float | None) -> str:
 
 def classify_main(args: Any, config: Config) -> int:
     """The `classify` command: 0 all inputs read, 1 some input unreadable (each named on stderr)."""
-    from birdstream.engine.classifier import Classifier, set_cpu_threads
+    from birdstream.engine.classifier import Classifier
+    from birdstream.engine.threads import set_cpu_threads
 
     set_cpu_threads(config.model.threads)
     classifier = Classifier.load(config.model.weights, config.model.device, config.model.precision,

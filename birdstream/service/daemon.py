@@ -29,7 +29,8 @@ def run_daemon(config: Config, config_path: Path | None = None, *, supervisor: S
 
 
 def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
-    from birdstream.engine.classifier import Classifier, set_cpu_threads
+    from birdstream.engine.classifier import Classifier
+    from birdstream.engine.threads import set_cpu_threads
     from birdstream.pipeline import LivePipeline
     from birdstream.service import wiring
 
