@@ -52,9 +52,11 @@ def test_a_bird_visit_is_one_sighting_on_the_file_timeline(tmp_path: Path, plant
 
 def test_a_flash_is_no_sighting_and_scenery_is_none_while_an_arrival_is_one(tmp_path: Path, planted: Path) -> None:
     flash = make_video(tmp_path / "flash.mp4", duration_s=5, fps=10, objects=[Box(RED, BIRD, 2.0, 2.3)])
+    # The planted model averages colour over the frame, so the bird is drawn larger than the rock
+    # for its own colour to win while both are in view.
     scenery = make_video(tmp_path / "rock.mp4", duration_s=10, fps=10, objects=[
-        Box(RED, (20, 20, 110, 90)),  # present and unmoving from the first frame
-        Box(BLUE, (180, 120, 100, 90), start_s=5.0, end_s=9.0),  # a bird arriving later
+        Box(RED, (10, 10, 90, 55)),  # present and unmoving from the first frame: 6.4%, scores high alone
+        Box(BLUE, (160, 110, 140, 110), start_s=5.0, end_s=9.0),  # a bird arriving later: 20%
     ])
     result = run_cli("classify", "--model", str(planted), "-q", str(flash), str(scenery))
     assert result.returncode == 0, result.stderr
