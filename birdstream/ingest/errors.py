@@ -23,7 +23,7 @@ _WHAT: dict[str, str] = {
     "timeout": "timed out",
     "unsupported": "unsupported codec or format",
     "eof": "end of file",
-    "not_video": "not a video or image",
+    "not_video": "not a readable video or image",
     "stalled": "stalled (no frame received)",
     "too_large": "image too large",
     "io": "read error",
@@ -78,7 +78,8 @@ def classify(exc: BaseException, label: str) -> StreamError:
 
 def _detail(exc: BaseException) -> str | None:
     """The human part of an exception, without the file name/URL PyAV appends."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return redact_text(str(exc.strerror))
+    strerror = getattr(exc, "strerror", None)
+    if strerror:
+        return redact_text(str(strerror))
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return redact_text(text)

@@ -71,6 +71,8 @@ class FrameMaker:
                 now = time.monotonic()
                 if stall_s and now - self.last_decode > stall_s:
                     raise StreamError(label, "stalled", f"no frame for {stall_s:g} s")
+                if packet.is_corrupt:
+                    self.counters["dropped"] += 1
                 try:
                     pictures = packet.decode()
                 except (av.error.InvalidDataError, av.error.UndefinedError, ValueError) as exc:
@@ -102,7 +104,7 @@ class FrameMaker:
         finally:
             skipped = self.counters["dropped"] - dropped_before
             if skipped:
-                log.warning("%s: skipped %d corrupt packet(s)", label, skipped)
+                log.warning("%s: damaged data, %d corrupt packet(s) skipped or concealed", label, skipped)
 
     def from_still(self, path: Path) -> Frame | None:
         """The Frame of one still image (EXIF DateTimeOriginal, else mtime), or None when gated."""
