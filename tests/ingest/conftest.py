@@ -40,12 +40,14 @@ class Collector:
 
     def __init__(self) -> None:
         self.frames: list[Frame] = []
+        self.arrivals: list[float] = []  # monotonic time each frame reached emit()
         self.statuses: list[StreamStatus] = []
         self._cond = threading.Condition()
 
     def emit(self, frame: Frame) -> None:
         with self._cond:
             self.frames.append(frame)
+            self.arrivals.append(time.monotonic())
             self._cond.notify_all()
 
     def on_status(self, status: StreamStatus) -> None:
