@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+from birdstream.errors import SourceError
 from birdstream.ingest import metrics
 from birdstream.ingest.convert import Size
 from birdstream.ingest.errors import StreamError, classify
@@ -116,7 +117,7 @@ class StreamReader:
                     self._run_folder()
                 else:
                     self._run_stream()
-            except StreamError as err:
+            except SourceError as err:  # StreamError, or an unknown URL scheme
                 self._fail(err)
             except Exception as exc:  # noqa: BLE001 - the thread must never die silently
                 log.exception("stream %s: internal error", self.spec.id)
@@ -251,8 +252,8 @@ class StreamReader:
         (log.warning if changed else log.debug)("%s; reconnecting in %.1f s", err, delay)
         self.stop_event.wait(delay)
 
-    def _fail(self, err: StreamError) -> None:
-        self._count_error(err)
+    def _fail(self, err: SourceError) -> None:
+        self._m.errors(getattr(err, "kind", "unsupported")).inc()
         log.error("%s", err)
         self._set_state("failed", str(err))
 

@@ -133,3 +133,26 @@ def test_bad_reader_fails_alone_while_healthy_one_delivers(media: Path, good: Pa
     assert ok.status.state == "running" and ok.status.error is None
     lines = [r.getMessage() for r in caplog.records if "bad" in r.getMessage()]
     assert len(lines) == 1 and str(garbage) in lines[0]
+
+
+def test_reader_with_unknown_scheme_fails_with_one_line(collector, readers, caplog) -> None:
+    r = StreamReader(SourceSpec(id="x", url="ftp://u:pw@h/a.mp4"), input_size=(8, 8),
+                     emit=collector.emit, on_status=collector.on_status)
+    readers.append(r)
+    with caplog.at_level(logging.WARNING):
+        r.start()
+        assert r.join(5)
+    assert collector.states == ["failed"] and "unsupported URL scheme" in r.status.error
+    assert [rec.getMessage() for rec in caplog.records] == [r.status.error]
+    assert "pw" not in r.status.error
+
+
+def test_reader_with_missing_camera_keeps_retrying(collector, readers) -> None:
+    r = StreamReader(SourceSpec(id="usb", url="/dev/video97", backoff_min_s=0.05, backoff_max_s=0.1),
+                     input_size=(8, 8), emit=collector.emit, on_status=collector.on_status)
+    readers.append(r)
+    r.start()
+    collector.wait(lambda: r.status.reconnects >= 2, what="retries")
+    assert collector.states == ["reconnecting"] and "not found" in r.status.error
+    r.stop()
+    assert r.join(1.0)

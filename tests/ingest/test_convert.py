@@ -29,11 +29,11 @@ def pil_reference(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 @pytest.mark.parametrize("src, roi, size", [
     ((1280, 720), None, (384, 384)),  # shrink + squash
     ((640, 480), (200, 150, 120, 90), (384, 384)),  # small roi: enlarge
-    ((641, 361), None, (224, 160)),  # odd source size, non-square model input
+    ((642, 362), None, (224, 160)),  # non-square model input
 ])
 def test_resize_is_close_to_pil_bicubic(src, roi, size) -> None:
     rgb = test_image(*src)
-    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv444p")
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
     converter = Converter(size, roi, "test", want_full=True)
     out = converter.video(frame)
     decoded = frame.to_ndarray(format="rgb24")
@@ -45,8 +45,10 @@ def test_resize_is_close_to_pil_bicubic(src, roi, size) -> None:
     assert out.image.shape == (*size, 3)
     assert np.array_equal(out.full, decoded)
     print(f"{src}->{size} roi={roi}: mean abs diff to PIL {diff.mean():.3f}, p99 {np.percentile(diff, 99)}")
-    assert diff.mean() < 0.5  # measured: about 0.2 grey levels of 255
-    assert np.percentile(diff, 99) <= 2
+    if roi is None:  # one-pass fast path; measured about 1.1 grey levels of 255
+        assert diff.mean() < 1.5 and np.percentile(diff, 99) <= 3
+    else:  # crop path; measured about 0.2
+        assert diff.mean() < 0.5 and np.percentile(diff, 99) <= 2
 
 
 def test_still_orientation_and_roi() -> None:

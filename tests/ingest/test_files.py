@@ -78,6 +78,9 @@ def test_rotated_odd_size_video(media: Path) -> None:
     # counter-clockwise quarter turn: the top-left box ends at the bottom-left, 20 wide, 40 high
     assert np.abs(full[-30, 5].astype(int) - RED).max() < 40
     assert np.abs(full[5, 5].astype(int) - RED).max() > 100
+    img = got[0].image  # the model-size picture is upright too
+    assert np.abs(img[-2, 1].astype(int) - RED).max() < 40
+    assert np.abs(img[1, 1].astype(int) - RED).max() > 100
 
 
 def test_file_without_creation_time_uses_mtime(media: Path) -> None:
