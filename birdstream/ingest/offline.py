@@ -62,7 +62,8 @@ def _one(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: threading
     with interruptible(stop):
         container = open_video(spec, path)
     try:
-        frames = maker.from_container(container, stop, label=label, path=path, live=path is None)
+        live = path is None and (spec.kind != "http" or container.duration is None)
+        frames = maker.from_container(container, stop, label=label, path=path, live=live)
         while True:
             with interruptible(stop):
                 frame = next(frames, None)

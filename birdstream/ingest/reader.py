@@ -141,6 +141,8 @@ class StreamReader:
                 self._retry(err, backoff)
                 continue
             finite = not live or (spec.kind == "http" and container.duration is not None)
+            if spec.motion_gate is None:  # a file served over http is offline material
+                maker.gate.enabled = not finite
             path = local_path(spec.url) if spec.kind == "file" else None
             try:
                 pace = self._pacer() if (spec.realtime and finite) else None
