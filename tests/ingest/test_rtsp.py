@@ -29,8 +29,9 @@ def server(rtsp_video: Path):
 
 
 def reader(url: str, collector, readers, **kw) -> StreamReader:
-    spec = SourceSpec(id="cam", url=url, sample_fps=kw.pop("sample_fps", 5), backoff_min_s=0.2,
-                      backoff_max_s=1.0, open_timeout_s=10, read_timeout_s=5, **kw)
+    opts = {"sample_fps": 5, "backoff_min_s": 0.2, "backoff_max_s": 1.0, "open_timeout_s": 10,
+            "read_timeout_s": 5, **kw}
+    spec = SourceSpec(id="cam", url=url, **opts)
     r = StreamReader(spec, input_size=(32, 32), emit=collector.emit, on_status=collector.on_status)
     readers.append(r)
     r.start()
@@ -127,3 +128,39 @@ def test_live_motion_gate_holds_back_a_still_scene(server: RtspServer, collector
     assert r.counters["gated"] > 0
     seqs = [f.seq for f in collector.frames]
     assert seqs == sorted(seqs) and seqs[1] - seqs[0] > 1  # seq counts every sampled frame
+
+
+def test_frozen_server_times_out_and_recovers(server: RtspServer, collector, readers) -> None:
+    import os
+    import signal
+
+    r = reader(server.url, collector, readers, motion_gate=False, read_timeout_s=1.0, stall_s=2.0)
+    collector.wait(lambda: len(collector.frames) >= 3, what="first frames")
+    os.kill(server.proc.pid, signal.SIGSTOP)  # connection stays open, nothing arrives
+    try:
+        collector.wait(lambda: "reconnecting" in collector.states, what="a timeout")
+        assert "timed out" in r.status.error or "stalled" in r.status.error
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+    n = len(collector.frames)
+    collector.wait(lambda: collector.states[-1] == "running" and len(collector.frames) > n + 2,
+                   timeout=30, what="running again")
+
+
+def test_stop_while_emit_blocks(server: RtspServer, readers) -> None:
+    got = []
+
+    def emit(frame) -> None:  # offline-style backpressure that honours the reader's stop event
+        got.append(frame)
+        r.stop_event.wait()
+
+    r = StreamReader(SourceSpec(id="cam", url=server.url, motion_gate=False), input_size=(8, 8),
+                     emit=emit, on_status=lambda s: None)
+    readers.append(r)
+    r.start()
+    deadline = time.monotonic() + 20
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert got, "no frame"
+    r.stop()
+    assert r.join(1.0)
