@@ -51,8 +51,12 @@ class FrameMaker:
         path: Path | None,
         live: bool,
         pace: Callable[[float], bool] | None = None,
+        on_first: Callable[[], None] | None = None,
     ) -> Iterator[Frame]:
-        """Frames of one opened container until its end; raises StreamError on a stall or failure."""
+        """Frames of one opened container until its end; raises StreamError on a stall or failure.
+
+        `on_first` is called at the first decoded picture (the source works, gated or not).
+        """
         stream = video_stream(container, label)
         ctx = stream.codec_context
         ctx.thread_type = "AUTO"
@@ -80,6 +84,9 @@ class FrameMaker:
                     log.debug("%s: skipping a corrupt packet: %s", label, exc)
                     continue
                 for picture in pictures:
+                    if on_first is not None:
+                        on_first()
+                        on_first = None
                     self.counters["frames_in"] += 1
                     self.last_decode = time.monotonic()
                     t = self.clock(picture.time)

@@ -146,9 +146,11 @@ class StreamReader:
             path = local_path(spec.url) if spec.kind == "file" else None
             try:
                 pace = self._pacer() if (spec.realtime and finite) else None
-                for frame in maker.from_container(container, self.stop_event, label=spec.label,
-                                                  path=path, live=not finite, pace=pace):
-                    self._deliver(frame, backoff)
+                frames = maker.from_container(container, self.stop_event, label=spec.label, path=path,
+                                              live=not finite, pace=pace,
+                                              on_first=lambda: self._working(backoff))
+                for frame in frames:
+                    self._deliver(frame)
                     if self.stop_event.is_set():
                         break
             except StreamError as err:
@@ -197,13 +199,13 @@ class StreamReader:
             if is_still(path):
                 frame = maker.from_still(path)
                 if frame is not None:
-                    self._deliver(frame, None)
+                    self._deliver(frame)
                 return
             container = open_video(self.spec, path)
             try:
                 for frame in maker.from_container(container, self.stop_event, label=str(path),
                                                   path=path, live=False):
-                    self._deliver(frame, None)
+                    self._deliver(frame)
             finally:
                 container.close()
         except StreamError as err:
@@ -214,7 +216,12 @@ class StreamReader:
             self._sync_metrics()
 
     # -- helpers ------------------------------------------------------------------------------
-    def _deliver(self, frame: Frame, backoff: Backoff | None) -> None:
+    def _working(self, backoff: Backoff) -> None:
+        """The source decodes again: reset the backoff, state running, error cleared."""
+        backoff.reset()
+        self._set_state("running", None)
+
+    def _deliver(self, frame: Frame) -> None:
         now = time.monotonic()
         with self._lock:
             self._last_frame_at = frame.captured_at
@@ -222,10 +229,8 @@ class StreamReader:
         if now - self._synced_at > 1.0:
             self._synced_at = now
             self._sync_metrics()
-        if backoff is not None:
-            backoff.reset()
-        if self._state != "running" or (backoff is not None and self._error is not None):
-            self._set_state("running", None)
+        if self._state != "running":
+            self._set_state("running", self._error)
         self._emit(frame)
 
     def _pacer(self) -> Callable[[float], bool]:

@@ -50,16 +50,24 @@ def test_frames_arrive_with_wall_clock_times(server: RtspServer, collector, read
 
 
 def test_recovers_after_server_restart(server: RtspServer, collector, readers) -> None:
-    r = reader(server.url, collector, readers, motion_gate=False)
-    collector.wait(lambda: len(collector.frames) >= 3, what="first frames")
+    # Motion gate on (the live default): a still scene sends only keep-alives, yet the state
+    # follows decoding, not what the gate lets through.
+    r = reader(server.url, collector, readers, keepalive_s=60)
+    collector.wait(lambda: len(collector.frames) >= 1, what="first frame")
     server.kill()
     collector.wait(lambda: "reconnecting" in collector.states, what="reconnecting")
+    decoded = r.status.frames_in
     server.start()
-    n = len(collector.frames)
-    collector.wait(lambda: collector.states[-1] == "running" and len(collector.frames) > n + 3,
-                   timeout=30, what="running again")
+    collector.wait(lambda: collector.states[-1] == "running", timeout=30, what="running again")
+    collector.wait(lambda: r.status.frames_in > decoded + 3, what="decoding again")
+    assert len(collector.frames) == 1 and r.counters["gated"] > 0
     assert collector.states[:3] == ["running", "reconnecting", "running"]
     assert r.status.reconnects >= 1 and r.status.error is None
+
+
+def test_udp_transport(server: RtspServer, collector, readers) -> None:
+    reader(server.url, collector, readers, transport="udp", motion_gate=False)
+    collector.wait(lambda: len(collector.frames) >= 3, what="frames over UDP")
 
 
 def test_wrong_path_is_not_found(server: RtspServer, collector, readers) -> None:
