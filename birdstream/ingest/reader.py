@@ -13,7 +13,7 @@ from pathlib import Path
 from birdstream.errors import SourceError
 from birdstream.ingest import metrics
 from birdstream.ingest.convert import Size
-from birdstream.ingest.errors import StreamError, classify
+from birdstream.ingest.errors import StreamError
 from birdstream.ingest.frames import FrameMaker
 from birdstream.ingest.interrupt import interruptible
 from birdstream.ingest.media import FolderWatcher, is_still, list_media, open_video

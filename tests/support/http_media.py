@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import io
 import threading
-import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 

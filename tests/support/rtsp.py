@@ -13,7 +13,11 @@ import time
 from pathlib import Path
 
 SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
-SYSTEM_PYTHON = os.environ.get("BIRDSTREAM_GI_PYTHON", "/usr/bin/python3")
+
+
+def system_python() -> str:
+    """The interpreter with GStreamer's `gi` bindings ($BIRDSTREAM_GI_PYTHON, else /usr/bin/python3)."""
+    return os.environ.get("BIRDSTREAM_GI_PYTHON", "/usr/bin/python3")
 
 
 def free_port() -> int:
@@ -27,7 +31,7 @@ def gi_available() -> bool:
     """Whether the system python has GStreamer's RTSP server bindings."""
     try:
         r = subprocess.run(
-            [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0');"
+            [system_python(), "-c", "import gi; gi.require_version('GstRtspServer', '1.0');"
              "from gi.repository import GstRtspServer"],
             capture_output=True, timeout=20,
         )
@@ -57,7 +61,7 @@ class RtspServer:
         return f"rtsp://{cred}127.0.0.1:{port or self.port}{mount or self.mount}"
 
     def start(self, timeout: float = 20.0) -> RtspServer:
-        args = [SYSTEM_PYTHON, str(SERVER_SCRIPT), str(self.port), str(self.video), self.mount]
+        args = [system_python(), str(SERVER_SCRIPT), str(self.port), str(self.video), self.mount]
         if self.user is not None:
             args += [self.user, self.password or ""]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
