@@ -102,3 +102,25 @@ def test_realtime_paces_by_media_time(clip: Path, collector, readers) -> None:
     assert media_span == pytest.approx(1.5, abs=0.01)
     assert wall_span >= media_span - 0.5
     assert [f.seq for f in collector.frames] == list(range(len(collector.frames)))
+
+
+def test_prometheus_counters(clip: Path, collector, readers) -> None:
+    from prometheus_client import REGISTRY
+
+    r = StreamReader(SourceSpec(id="metrics-test", url=str(clip), motion_gate=True, keepalive_s=100),
+                     input_size=(16, 16), emit=collector.emit, on_status=collector.on_status)
+    readers.append(r)
+    r.start()
+    assert r.join(10)
+
+    def value(name: str) -> float | None:
+        return REGISTRY.get_sample_value(name, {"stream": "metrics-test"})
+
+    assert value("birdstream_ingest_frames_decoded_total") == 20
+    assert value("birdstream_ingest_frames_sampled_total") == 4
+    # gate on: the first frame (keep-alive) and the box (arrived at 1.0 s, still there at 1.5 s,
+    # not yet absorbed by the slow background) pass; the still scene at 0.5 s waits
+    assert value("birdstream_ingest_frames_emitted_total") == 3
+    assert value("birdstream_ingest_frames_gated_total") == 1
+    assert REGISTRY.get_sample_value("birdstream_ingest_state",
+                                     {"stream": "metrics-test", "state": "stopped"}) == 1.0
