@@ -19,7 +19,7 @@ _WHAT: dict[str, str] = {
     "auth": "authentication failed (check user and password)",
     "not_found": "not found",
     "permission": "permission denied",
-    "unreachable": "unreachable (host down, wrong address or port, or refused)",
+    "unreachable": "unreachable (check the address, port, name and network)",
     "timeout": "timed out",
     "unsupported": "unsupported codec or format",
     "eof": "end of file",
@@ -42,12 +42,16 @@ class StreamError(SourceError):
         self.detail = redact_text(detail) if detail else None
         text = f"{label}: {_WHAT[kind]}"
         if self.detail and self.detail.lower() not in _WHAT[kind]:
-            text += f" ({self.detail})"
+            text += f" - {self.detail}"
         super().__init__(" ".join(text.split()))
 
 
-def classify(exc: BaseException, label: str) -> StreamError:
-    """Map an exception from opening/reading a source to a StreamError (never leaks credentials)."""
+def classify(exc: BaseException, label: str, network: bool = False) -> StreamError:
+    """Map an exception from opening/reading a source to a StreamError (never leaks credentials).
+
+    `network`: the source is a URL; FFmpeg reports a failed name lookup or connect as a plain I/O
+    error there, which a person acts on as "unreachable".
+    """
     if isinstance(exc, StreamError):
         return exc
     detail = _detail(exc)
@@ -72,6 +76,8 @@ def classify(exc: BaseException, label: str) -> StreamError:
     elif isinstance(exc, OSError) and exc.errno == errno.ETIMEDOUT:
         kind = "timeout"
     elif isinstance(exc, OSError) and "resolve" in str(exc).lower():
+        kind = "unreachable"
+    if kind == "io" and network and isinstance(exc, OSError) and exc.errno == errno.EIO:
         kind = "unreachable"
     return StreamError(label, kind, detail)
 

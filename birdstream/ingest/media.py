@@ -58,7 +58,7 @@ def open_video(spec: SourceSpec, path: Path | None = None) -> av.container.Input
         container = av.open(target, format=fmt, options=opts, metadata_errors="ignore",
                             timeout=(spec.open_timeout_s, spec.read_timeout_s))
     except Exception as exc:  # noqa: BLE001 - every failure becomes one classified line
-        raise classify(exc, label) from None
+        raise classify(exc, label, network=spec.kind in ("rtsp", "http", "rtmp")) from None
     try:
         video_stream(container, label)
     except BaseException:
