@@ -1,0 +1,148 @@
+"""Per-stream frame making: media clock, sampling, conversion, motion, seq -> messages.Frame."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import av
+
+from birdstream.ingest.convert import Converted, Converter, Size
+from birdstream.ingest.errors import StreamError, classify
+from birdstream.ingest.media import file_time, open_still, still_time, video_stream
+from birdstream.ingest.sampling import MediaClock, MotionGate, Sampler
+from birdstream.ingest.spec import SourceSpec
+from birdstream.messages import Frame
+
+log = logging.getLogger(__name__)
+
+COUNTERS = ("frames_in", "sampled", "emitted", "gated", "dropped")
+
+
+class FrameMaker:
+    """Turns decoded pictures and stills of one stream into Frames (no threads, no I/O waits)."""
+
+    def __init__(self, spec: SourceSpec, input_size: Size, *, want_full: bool, gate: bool) -> None:
+        self.spec = spec
+        self.converter = Converter(input_size, spec.roi, spec.label, want_full)
+        self.gate = MotionGate(enabled=gate, threshold=spec.motion_threshold,
+                               pixel_delta=spec.motion_pixel_delta, keepalive_s=spec.keepalive_s)
+        self.clock = MediaClock()
+        self.sampler = Sampler(spec.sample_fps)
+        self.seq = 0
+        self.counters = dict.fromkeys(COUNTERS, 0)
+        self.last_decode: float | None = None  # monotonic time of the last decoded picture
+
+    def new_file(self) -> None:
+        """Media time and sampling start again (the next clip of a folder)."""
+        self.clock = MediaClock()
+        self.sampler = Sampler(self.spec.sample_fps)
+        self.gate.reset()
+
+    def from_container(
+        self,
+        container: av.container.InputContainer,
+        stop: threading.Event,
+        *,
+        label: str,
+        path: Path | None,
+        live: bool,
+        pace: Callable[[float], bool] | None = None,
+        on_first: Callable[[], None] | None = None,
+    ) -> Iterator[Frame]:
+        """Frames of one opened container until its end; raises StreamError on a stall or failure.
+
+        `on_first` is called at the first decoded picture (the source works, gated or not).
+        """
+        stream = video_stream(container, label)
+        ctx = stream.codec_context
+        ctx.thread_type = "AUTO"
+        ctx.thread_count = self.spec.decode_threads
+        if self.spec.keyframes_only:
+            ctx.skip_frame = "NONKEY"
+        base = None if live else (file_time(container, path) if path is not None else time.time())
+        stall_s = self.spec.stall_s if live else 0.0
+        self.clock.restart()
+        self.last_decode = time.monotonic()
+        dropped_before = self.counters["dropped"]
+        try:
+            for packet in container.demux(stream):
+                if stop.is_set():
+                    return
+                now = time.monotonic()
+                if stall_s and now - self.last_decode > stall_s:
+                    raise StreamError(label, "stalled", f"no frame for {stall_s:g} s")
+                if packet.is_corrupt:
+                    self.counters["dropped"] += 1
+                try:
+                    pictures = packet.decode()
+                except (av.error.InvalidDataError, av.error.UndefinedError, ValueError) as exc:
+                    self.counters["dropped"] += 1
+                    log.debug("%s: skipping a corrupt packet: %s", label, exc)
+                    continue
+                for picture in pictures:
+                    if on_first is not None:
+                        on_first()
+                        on_first = None
+                    self.counters["frames_in"] += 1
+                    self.last_decode = time.monotonic()
+                    t = self.clock(picture.time)
+                    if not self.sampler.take(t):
+                        continue
+                    self.counters["sampled"] += 1
+                    if pace is not None and not pace(t):
+                        return
+                    converted = self.converter.video(picture)
+                    if live:
+                        frame = self._make(converted, time.time(), None, None, time.monotonic())
+                    else:
+                        frame = self._make(converted, base + t, t, str(path) if path else None, t)
+                    if frame is not None:
+                        yield frame
+        except (StreamError, GeneratorExit):
+            raise
+        except (av.error.FFmpegError, OSError) as exc:
+            if stop.is_set():
+                return
+            raise classify(exc, label) from None
+        finally:
+            skipped = self.counters["dropped"] - dropped_before
+            if skipped:
+                log.warning("%s: damaged data, %d corrupt packet(s) skipped or concealed", label, skipped)
+
+    def from_still(self, path: Path) -> Frame | None:
+        """The Frame of one still image (EXIF DateTimeOriginal, else mtime), or None when gated."""
+        image = open_still(path, self.spec.max_image_pixels)
+        try:
+            taken = still_time(image, path)
+            if self.spec.roi is None and not self.converter.want_full:
+                h, w = self.converter.input_size
+                image.draft("RGB", (w, h))  # JPEG: decode at a reduced scale, still >= input size
+            try:
+                image.load()
+                converted = self.converter.still(image)
+            except (OSError, ValueError, SyntaxError) as exc:
+                raise StreamError(str(path), "not_video", str(exc)) from None
+        finally:
+            image.close()
+        self.counters["frames_in"] += 1
+        self.counters["sampled"] += 1
+        return self._make(converted, taken, None, str(path), taken)
+
+    def _make(self, converted: Converted, captured_at: float, media_time: float | None,
+              source: str | None, now: float) -> Frame | None:
+        verdict = self.gate.check(converted.image, now)
+        seq = self.seq
+        self.seq += 1
+        if not verdict.passed:
+            self.counters["gated"] += 1
+            return None
+        self.counters["emitted"] += 1
+        return Frame(
+            stream_id=self.spec.id, seq=seq, image=converted.image, captured_at=captured_at,
+            media_time=media_time, source=source, motion=verdict.motion,
+            keepalive=verdict.keepalive, full=converted.full,
+        )

@@ -1,0 +1,284 @@
+"""StreamReader: one thread per stream that decodes, samples and emits Frames, and reconnects."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+from birdstream.errors import SourceError
+from birdstream.ingest import metrics
+from birdstream.ingest.convert import Size
+from birdstream.ingest.errors import StreamError
+from birdstream.ingest.frames import FrameMaker
+from birdstream.ingest.interrupt import interruptible
+from birdstream.ingest.media import FolderWatcher, is_still, list_media, open_video
+from birdstream.ingest.spec import SourceSpec, local_path
+from birdstream.messages import Frame, StreamState, StreamStatus
+
+log = logging.getLogger(__name__)
+
+FATAL_FOR_FILES = frozenset({"not_found", "not_video", "unsupported", "permission", "too_large", "auth"})
+FPS_WINDOW_S = 10.0
+
+
+class Backoff:
+    """Exponential backoff with full jitter between `low` and `high` seconds."""
+
+    def __init__(self, low: float, high: float, rng: random.Random | None = None) -> None:
+        self.low, self.high = low, high
+        self.attempt = 0
+        self._rng = rng or random.Random()
+
+    def next(self) -> float:
+        ceiling = min(self.high, self.low * (2 ** self.attempt))
+        self.attempt += 1
+        return self._rng.uniform(max(self.low, ceiling / 2), ceiling)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class StreamReader:
+    """Reads one source on its own thread (`ingest:<id>`) and calls `emit(frame)` per passed frame.
+
+    `emit` is called on the reader thread and may block (offline backpressure); it must return
+    once the reader is stopped (wait on `reader.stop_event`, or use a bounded put), otherwise
+    `join()` waits for it. `on_status(StreamStatus)` is called when the state or error changes.
+    """
+
+    def __init__(self, spec: SourceSpec, *, input_size: Size, emit: Callable[[Frame], None],
+                 on_status: Callable[[StreamStatus], None], want_full: bool = False) -> None:
+        self.spec = spec
+        self.input_size = input_size
+        self._emit = emit
+        self._on_status = on_status
+        self._want_full = want_full
+        self.stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._state: StreamState = "starting"
+        self._error: str | None = None
+        self._reconnects = 0
+        self._last_frame_at: float | None = None
+        self._emitted: deque[float] = deque()
+        self._maker: FrameMaker | None = None
+        self._m = metrics.for_stream(spec.id)
+        self._synced_at = 0.0
+
+    # -- public -------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError(f"stream {self.spec.id} already started")
+        self._thread = threading.Thread(target=self._run, name=f"ingest:{self.spec.id}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to end; blocked network calls return within about 0.1 s."""
+        self.stop_event.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread; True when it has ended."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def status(self) -> StreamStatus:
+        with self._lock:
+            now = time.monotonic()
+            while self._emitted and now - self._emitted[0] > FPS_WINDOW_S:
+                self._emitted.popleft()
+            c = self._maker.counters if self._maker else {"frames_in": 0, "sampled": 0, "dropped": 0}
+            return StreamStatus(
+                stream_id=self.spec.id, state=self._state, error=self._error,
+                fps=len(self._emitted) / FPS_WINDOW_S, last_frame_at=self._last_frame_at,
+                reconnects=self._reconnects, dropped=c["dropped"], frames_in=c["frames_in"],
+                frames_sampled=c["sampled"],
+            )
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """frames_in, sampled, emitted, gated (motion gate), dropped (corrupt packets)."""
+        return dict(self._maker.counters) if self._maker else {}
+
+    # -- thread -------------------------------------------------------------------------------
+    def _run(self) -> None:
+        with interruptible(self.stop_event):
+            try:
+                self._maker = FrameMaker(self.spec, self.input_size, want_full=self._want_full,
+                                         gate=self.spec.gate_enabled)
+                if self.spec.kind == "folder":
+                    self._run_folder()
+                else:
+                    self._run_stream()
+            except SourceError as err:  # StreamError, or an unknown URL scheme
+                self._fail(err)
+            except Exception as exc:  # noqa: BLE001 - the thread must never die silently
+                log.exception("stream %s: internal error", self.spec.id)
+                self._set_state("failed", f"internal error: {type(exc).__name__}")
+            finally:
+                self._sync_metrics()
+        if self._state not in ("failed", "stopped"):
+            self._set_state("stopped", None)
+
+    def _run_stream(self) -> None:
+        spec, maker = self.spec, self._maker
+        assert maker is not None
+        live = spec.live
+        backoff = Backoff(spec.backoff_min_s, spec.backoff_max_s)
+        while not self.stop_event.is_set():
+            try:
+                container = open_video(spec)
+            except StreamError as err:
+                if not live and err.kind in FATAL_FOR_FILES:
+                    raise
+                self._retry(err, backoff)
+                continue
+            finite = not live or (spec.kind == "http" and container.duration is not None)
+            if spec.motion_gate is None:  # a file served over http is offline material
+                maker.gate.enabled = not finite
+            path = local_path(spec.url) if spec.kind == "file" else None
+            try:
+                pace = self._pacer() if (spec.realtime and finite) else None
+                frames = maker.from_container(container, self.stop_event, label=spec.label, path=path,
+                                              live=not finite, pace=pace,
+                                              on_first=lambda: self._working(backoff))
+                for frame in frames:
+                    self._deliver(frame)
+                    if self.stop_event.is_set():
+                        break
+            except StreamError as err:
+                self._count_error(err)
+                if not live:
+                    raise
+                self._retry(err, backoff)
+                continue
+            finally:
+                container.close()
+                self._sync_metrics()
+            if self.stop_event.is_set():
+                return
+            if finite and (spec.loop and maker.counters["frames_in"] > 0):
+                continue
+            if finite:
+                self._set_state("stopped", None)
+                log.info("%s: end of file", spec.label)
+                return
+            self._retry(StreamError(spec.label, "eof", "the stream ended"), backoff)
+
+    def _run_folder(self) -> None:
+        spec, maker = self.spec, self._maker
+        assert maker is not None
+        folder = local_path(spec.url)
+        paths = list_media(folder)
+        watcher = FolderWatcher(folder, set(paths)) if spec.watch else None
+        self._set_state("running", None)
+        while not self.stop_event.is_set():
+            for path in paths:
+                if self.stop_event.is_set():
+                    return
+                self._read_file(path)
+            if watcher is None:
+                self._set_state("stopped", self._error)
+                return
+            self.stop_event.wait(spec.watch_interval_s)
+            paths = watcher.poll()
+
+    def _read_file(self, path: Path) -> None:
+        """One file of a folder; an unreadable file is logged once and skipped."""
+        maker = self._maker
+        assert maker is not None
+        maker.new_file()
+        try:
+            if is_still(path):
+                frame = maker.from_still(path)
+                if frame is not None:
+                    self._deliver(frame)
+                return
+            container = open_video(self.spec, path)
+            try:
+                for frame in maker.from_container(container, self.stop_event, label=str(path),
+                                                  path=path, live=False):
+                    self._deliver(frame)
+            finally:
+                container.close()
+        except StreamError as err:
+            self._count_error(err)
+            log.warning("stream %s: %s", self.spec.id, err)
+            self._set_state("running", str(err))
+        finally:
+            self._sync_metrics()
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _working(self, backoff: Backoff) -> None:
+        """The source decodes again: reset the backoff, state running, error cleared."""
+        backoff.reset()
+        self._set_state("running", None)
+
+    def _deliver(self, frame: Frame) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._last_frame_at = frame.captured_at
+            self._emitted.append(now)
+        if now - self._synced_at > 1.0:
+            self._synced_at = now
+            self._sync_metrics()
+        if self._state != "running":
+            self._set_state("running", self._error)
+        self._emit(frame)
+
+    def _pacer(self) -> Callable[[float], bool]:
+        """Waits until wall time catches up with media time; False when stopped meanwhile."""
+        anchor: list[float] = []
+
+        def pace(t: float) -> bool:
+            now = time.monotonic()
+            if not anchor or now - (anchor[0] + t) > 1.0:  # first frame, or fell behind: re-anchor
+                anchor[:] = [now - t]
+                return not self.stop_event.is_set()
+            delay = anchor[0] + t - now
+            return not self.stop_event.wait(delay) if delay > 0 else not self.stop_event.is_set()
+
+        return pace
+
+    def _retry(self, err: StreamError, backoff: Backoff) -> None:
+        if self.stop_event.is_set():
+            return
+        self._count_error(err)
+        delay = backoff.next()
+        with self._lock:
+            self._reconnects += 1
+        self._m.reconnects.inc()
+        changed = self._set_state("reconnecting", str(err))
+        (log.warning if changed else log.debug)("%s; reconnecting in %.1f s", err, delay)
+        self.stop_event.wait(delay)
+
+    def _fail(self, err: SourceError) -> None:
+        self._m.errors(getattr(err, "kind", "unsupported")).inc()
+        log.error("%s", err)
+        self._set_state("failed", str(err))
+
+    def _count_error(self, err: StreamError) -> None:
+        self._m.errors(err.kind).inc()
+
+    def _set_state(self, state: StreamState, error: str | None) -> bool:
+        with self._lock:
+            if state == self._state and error == self._error:
+                return False
+            self._state, self._error = state, error
+        self._m.set_state(state)
+        try:
+            self._on_status(self.status)
+        except Exception:  # noqa: BLE001 - a broken callback must not kill the reader
+            log.exception("stream %s: on_status callback failed", self.spec.id)
+        return True
+
+    def _sync_metrics(self) -> None:
+        if self._maker is not None:
+            self._m.sync(self._maker.counters)
