@@ -114,3 +114,8 @@ def make_engine() -> Iterator[Callable[..., Engine]]:
         engine._debug_wedge.clear()
         engine.stop()
         assert engine.join(10), "engine thread did not stop"
+
+
+@pytest.fixture
+def load_classifier() -> ColourClassifier:
+    return ColourClassifier(size=(64, 64))
