@@ -35,7 +35,10 @@ def is_out_of_memory(exc: BaseException) -> bool:
     oom_type = getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None) if torch else None
     if oom_type is not None and isinstance(exc, oom_type):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        marker in text for marker in ("out of memory", "not enough memory", "can't allocate memory")
+    )
 
 
 class Engine:
@@ -301,6 +304,12 @@ class Engine:
             if not is_out_of_memory(exc):
                 raise
             self._on_oom(exc, n)
+            probs = None
+        if probs is None:
+            # Outside the except block, so the failed call's tensors are no longer referenced.
+            release = getattr(self.classifier, "release_memory", None)
+            if release is not None:
+                release()
             return None
         metrics.INFERENCE_SECONDS.observe(time.perf_counter() - t0)
         metrics.BATCH_SIZE.observe(n)
@@ -321,9 +330,6 @@ class Engine:
 
     def _on_oom(self, exc: BaseException, n: int) -> None:
         metrics.OOM_TOTAL.inc()
-        release = getattr(self.classifier, "release_memory", None)
-        if release is not None:
-            release()
         self.batch_cap = max(1, min(self.batch_cap, n) // 2)
         if not self._oom_logged:
             self._oom_logged = True

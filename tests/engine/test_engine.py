@@ -256,3 +256,11 @@ def test_remove_stream_drops_pending_frames(make_engine, colour_classifier, coll
 def test_rejects_nonsense_max_batch(colour_classifier, bad) -> None:
     with pytest.raises(ValueError, match="max_batch"):
         Engine(colour_classifier, max_batch=bad, on_predictions=lambda p: None)
+
+
+def test_importing_the_engine_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, birdstream.engine; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
