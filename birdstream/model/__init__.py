@@ -1,0 +1,1 @@
+"""The classifier: Birder-compatible ViT Parallel, checkpoint loading, weights download, preprocessing."""

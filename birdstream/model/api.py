@@ -1,0 +1,251 @@
+"""The seed API (the model card's usage with ``birder`` replaced by ``birdstream``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+from birdstream.errors import CheckpointError, ConfigError, SourceError
+from birdstream.model.checkpoint import build_network, read_checkpoint, sha256_file, size_from_signature
+from birdstream.model.download import ProgressCallback, fetch_model_verified
+from birdstream.model.registry import KNOWN_WEIGHTS
+from birdstream.model.transforms import classification_transform
+from birdstream.model.vit_parallel import ViTParallel
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ModelInfo",
+    "classification_transform",
+    "get_size_from_signature",
+    "infer_batch",
+    "infer_image",
+    "load_pretrained_model",
+    "resolve_device",
+    "resolve_dtype",
+]
+
+_DTYPES = {
+    "fp32": torch.float32, "float32": torch.float32,
+    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a checkpoint says about the model, plus where it came from."""
+
+    class_to_idx: dict[str, int]
+    signature: dict[str, Any]
+    rgb_stats: dict[str, Any]
+    custom_config: dict[str, Any] | None
+    class_names: list[str]
+    name: str
+    sha256: str
+    path: Path
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return size_from_signature(self.signature)
+
+    @property
+    def model_id(self) -> str:
+        """``<name>@<first 12 hex of sha256>``, as sighting events carry it."""
+        return f"{self.name}@{self.sha256[:12]}"
+
+
+def get_size_from_signature(signature: dict[str, Any]) -> tuple[int, int]:
+    """(height, width) the model takes."""
+    return size_from_signature(signature)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``auto``/None -> cuda if available else cpu; ``cpu``, ``cuda``, ``cuda:N`` checked against this machine."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"model.device: {device!r}: expected auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"model.device: {device!r}: CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"model.device: {device!r}: only {torch.cuda.device_count()} CUDA device(s) on this machine"
+            )
+    elif dev.type != "cpu":
+        raise ConfigError(f"model.device: {device!r}: expected auto, cpu, cuda or cuda:N")
+    return dev
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """None/fp32 -> float32; ``auto`` -> bf16 on a GPU that has it, else fp16 on GPU, fp32 on CPU."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+            raise ConfigError(f"model.precision: {dtype}: expected fp32, fp16 or bf16")
+        return dtype
+    if dtype == "auto":
+        if device.type != "cuda":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    try:
+        return _DTYPES[str(dtype).lower()]
+    except KeyError:
+        raise ConfigError(f"model.precision: {dtype!r}: expected auto, fp32, fp16 or bf16") from None
+
+
+def load_pretrained_model(
+    name_or_path: str | os.PathLike[str],
+    inference: bool = True,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    base_url: str | None = None,
+    progress: ProgressCallback | None = None,
+    new_size: tuple[int, int] | None = None,
+    dynamic_size: bool = False,
+    fuse: bool | None = None,
+    custom_config: dict[str, Any] | None = None,
+) -> tuple[ViTParallel, ModelInfo]:
+    """Load published weights by name (downloaded once into the cache) or a Birder ``.pt`` file.
+
+    ``dtype`` (fp32 | fp16 | bf16 | auto) runs the forward under autocast; weights stay float32 on
+    ``device`` (auto | cpu | cuda | cuda:N), moved there once. ``inference`` puts the model in eval
+    mode without gradients and, unless ``fuse`` is False, switches to the fused fast path.
+    """
+    dev = resolve_device(device)
+    amp = resolve_dtype(dtype, dev)
+    key = os.fspath(name_or_path)
+    if key in KNOWN_WEIGHTS:
+        path, digest = fetch_model_verified(key, cache_dir, progress, base_url=base_url)
+        name = key
+    else:
+        path = Path(key).expanduser()
+        if not path.exists() and os.sep not in key and not key.endswith(".pt"):
+            known = ", ".join(sorted(KNOWN_WEIGHTS))
+            raise CheckpointError(f"{key}: not a known weights name ({known}) nor an existing file")
+        digest = ""
+        name = path.stem
+    ckpt = read_checkpoint(path)
+    if not digest:
+        digest = sha256_file(path)
+    net = build_network(ckpt, custom_config)
+    if new_size is not None:
+        net.adjust_size(new_size)
+    net.set_dynamic_size(dynamic_size)
+    net.autocast_dtype = None if amp == torch.float32 else amp
+    net.to(dev)
+    if inference:
+        net.eval()
+        net.requires_grad_(False)
+        if fuse is None or fuse:
+            net.fuse()
+    elif fuse:
+        raise ValueError("fuse=True needs inference=True")
+    info = ModelInfo(
+        class_to_idx=ckpt.class_to_idx,
+        signature=ckpt.signature,
+        rgb_stats=ckpt.rgb_stats,
+        custom_config=ckpt.config,
+        class_names=ckpt.class_names,
+        name=name,
+        sha256=digest,
+        path=path,
+        device=dev,
+        dtype=amp,
+    )
+    logger.info(
+        "loaded %s (%d classes, %dx%d) on %s, %s", info.model_id, len(info.class_names), *ckpt.size, dev, amp
+    )
+    return net, info
+
+
+def _net_device(net: torch.nn.Module) -> torch.device:
+    try:
+        return next(net.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def infer_image(
+    net: torch.nn.Module,
+    sample: Image.Image | str | os.PathLike[str],
+    transform: Callable[[Image.Image], torch.Tensor],
+    return_embedding: bool = False,
+    tta: bool = False,
+    return_logits: bool = False,
+    device: torch.device | str | None = None,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None]:
+    """Classify one image (PIL image or file path): ``(probabilities [1, C], embedding [1, D] or None)``."""
+    if isinstance(sample, Image.Image):
+        image = sample
+    elif isinstance(sample, (str, os.PathLike)):
+        try:
+            image = Image.open(sample)
+            image.load()
+        except (OSError, UnidentifiedImageError) as err:
+            raise SourceError(f"{os.fspath(sample)}: cannot read image ({err})") from None
+    else:
+        raise TypeError(f"expected a PIL image or a path, got {type(sample).__name__}")
+    dev = torch.device(device) if device is not None else _net_device(net)
+    x = transform(image).unsqueeze(0).to(dev)
+    return infer_batch(net, x, return_embedding=return_embedding, tta=tta, return_logits=return_logits)
+
+
+def infer_batch(
+    net: torch.nn.Module,
+    inputs: torch.Tensor,
+    return_embedding: bool = False,
+    tta: bool = False,
+    return_logits: bool = False,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None]:
+    """Classify a normalised batch [N, 3, H, W]: ``(probabilities or logits [N, C], embedding [N, D] or None)``."""
+    with torch.inference_mode():
+        embedding = None
+        if return_embedding:
+            emb = net.embedding(inputs)
+            logits = net.classify(emb)
+            embedding = emb.float().cpu().numpy()
+            out = logits.float() if return_logits else F.softmax(logits.float(), dim=1)
+        elif tta:
+            outs = []
+            for crop in _five_crop(inputs):
+                logits = net(_resize_bicubic(crop, inputs.shape[-2:])).float()
+                outs.append(logits if return_logits else F.softmax(logits, dim=1))
+            out = torch.stack(outs).mean(dim=0)
+        else:
+            logits = net(inputs).float()
+            out = logits if return_logits else F.softmax(logits, dim=1)
+    return out.cpu().numpy().astype(np.float32, copy=False), embedding
+
+
+def _five_crop(x: torch.Tensor) -> list[torch.Tensor]:
+    """Corners and centre at 80% of each side (Birder's test-time augmentation)."""
+    h, w = x.shape[-2:]
+    ch, cw = int(h * 0.8), int(w * 0.8)
+    top, left = int(round((h - ch) / 2.0)), int(round((w - cw) / 2.0))
+    return [
+        x[..., :ch, :cw], x[..., :ch, w - cw :], x[..., h - ch :, :cw], x[..., h - ch :, w - cw :],
+        x[..., top : top + ch, left : left + cw],
+    ]
+
+
+def _resize_bicubic(x: torch.Tensor, size: Any) -> torch.Tensor:
+    return F.interpolate(x, size=tuple(size), mode="bicubic", align_corners=False, antialias=True)

@@ -1,0 +1,137 @@
+"""Downloading published weights once into a cache: sha256-verified, atomic, never a partial file left."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from birdstream.errors import DownloadError
+from birdstream.model.checkpoint import sha256_file
+from birdstream.model.registry import DEFAULT_BASE_URL, KNOWN_WEIGHTS, PublishedWeights
+
+logger = logging.getLogger(__name__)
+
+CACHE_ENV = "BIRDSTREAM_CACHE"
+BASE_URL_ENV = "BIRDSTREAM_MODEL_URL"
+
+ProgressCallback = Callable[[int, int | None], None]
+"""Called with (bytes received so far, total bytes or None when the server does not say)."""
+
+
+def default_cache_dir() -> Path:
+    """``$BIRDSTREAM_CACHE``, else ``~/.cache/birdstream``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "birdstream"
+
+
+def default_base_url() -> str:
+    """``$BIRDSTREAM_MODEL_URL`` (a mirror laid out as ``<base>/<name>/resolve/main/<name>.pt``), else Hugging Face."""
+    return os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+
+
+def redact_url(url: str) -> str:
+    """Drop ``user:pass@`` from a URL for messages."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def published(name: str) -> PublishedWeights:
+    try:
+        return KNOWN_WEIGHTS[name]
+    except KeyError:
+        known = ", ".join(sorted(KNOWN_WEIGHTS))
+        raise DownloadError(f"{name}: unknown weights name (known: {known}; or give a path to a .pt file)") from None
+
+
+def fetch_model(
+    name: str,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: ProgressCallback | None = None,
+    *,
+    base_url: str | None = None,
+    timeout_s: float = 60.0,
+) -> Path:
+    """Return the cached path of published weights ``name``, downloading and verifying them first if needed."""
+    return fetch_model_verified(name, cache_dir, progress, base_url=base_url, timeout_s=timeout_s)[0]
+
+
+def fetch_model_verified(
+    name: str,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: ProgressCallback | None = None,
+    *,
+    base_url: str | None = None,
+    timeout_s: float = 60.0,
+) -> tuple[Path, str]:
+    """Like fetch_model, and also return the file's sha256 (already computed while verifying)."""
+    weights = published(name)
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    target = cache / weights.file_name
+    if target.is_file():
+        digest = sha256_file(target)
+        if digest == weights.sha256:
+            logger.debug("using cached weights %s", target)
+            return target, digest
+        logger.warning("cached weights %s fail the sha256 check; downloading them again", target)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DownloadError(f"{cache}: cannot create the model cache directory ({err.strerror})") from None
+    url = weights.url(base_url or default_base_url())
+    _download(url, target, weights.sha256, progress, timeout_s)
+    return target, weights.sha256
+
+
+def _download(url: str, target: Path, sha256: str, progress: ProgressCallback | None, timeout_s: float) -> None:
+    shown = redact_url(url)
+    logger.info("downloading %s to %s", shown, target)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        h = hashlib.sha256()
+        received = 0
+        with os.fdopen(fd, "wb") as out:
+            try:
+                req = urllib.request.Request(url, headers={"User-Agent": "birdstream"})
+                with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+                    length = resp.headers.get("Content-Length")
+                    total = int(length) if length and length.isdigit() else None
+                    if progress is not None:
+                        progress(0, total)
+                    while chunk := resp.read(1 << 20):
+                        out.write(chunk)
+                        h.update(chunk)
+                        received += len(chunk)
+                        if progress is not None:
+                            progress(received, total)
+            except urllib.error.HTTPError as err:
+                raise DownloadError(f"{shown}: HTTP {err.code} {err.reason}") from None
+            except urllib.error.URLError as err:
+                raise DownloadError(f"{shown}: cannot connect ({err.reason})") from None
+            except (OSError, ValueError) as err:  # reset connection, timeout, IncompleteRead
+                raise DownloadError(
+                    f"{shown}: transfer interrupted after {received} bytes ({type(err).__name__}: {err})"
+                ) from None
+            if total is not None and received != total:
+                raise DownloadError(f"{shown}: transfer interrupted: got {received} of {total} bytes")
+            out.flush()
+            os.fsync(out.fileno())
+        digest = h.hexdigest()
+        if digest != sha256:
+            raise DownloadError(f"{shown}: sha256 mismatch (got {digest}, expected {sha256}); file discarded")
+        os.replace(tmp, target)
+        logger.info("saved verified weights %s (%d bytes)", target, received)
+    finally:
+        tmp.unlink(missing_ok=True)
