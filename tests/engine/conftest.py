@@ -116,6 +116,34 @@ def make_engine() -> Iterator[Callable[..., Engine]]:
         assert engine.join(10), "engine thread did not stop"
 
 
+@pytest.fixture(scope="session")
+def planted_path(tmp_path_factory: pytest.TempPathFactory):
+    from tests.support.planted import make_planted_checkpoint
+
+    return make_planted_checkpoint(tmp_path_factory.mktemp("planted") / "planted.pt")
+
+
+@pytest.fixture(scope="session")
+def planted_classifier(planted_path):
+    from birdstream.engine.classifier import Classifier
+
+    return Classifier.load(planted_path, device="cpu", precision="fp32")
+
+
+def planted_image(colour: tuple[int, int, int] | None, size: tuple[int, int], seed: int = 0,
+                  coverage: float = 0.12) -> np.ndarray:
+    """Per-pixel noise with a square object of `colour` covering `coverage` of the frame."""
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
+    if colour is not None:
+        h, w = size
+        side = int(round((coverage * h * w) ** 0.5))
+        top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        img[top : top + side, left : left + side] = colour
+    return img
+
+
 @pytest.fixture
-def load_classifier() -> ColourClassifier:
-    return ColourClassifier(size=(64, 64))
+def load_classifier(planted_classifier):
+    """The load test runs the real planted network through the real loader."""
+    return planted_classifier
