@@ -23,7 +23,8 @@ class Classifier:
         self.device = device
         self.dtype = dtype
         self.class_names: list[str] = list(model_info.class_names)
-        self.input_size: tuple[int, int] = tuple(get_size_from_signature(model_info.signature))  # type: ignore[assignment]
+        h, w = get_size_from_signature(model_info.signature)
+        self.input_size: tuple[int, int] = (int(h), int(w))
         self.model_id = f"{model_info.name}@{str(model_info.sha256)[:12]}"
         if hasattr(net, "autocast_dtype"):
             net.autocast_dtype = None if dtype == torch.float32 else dtype

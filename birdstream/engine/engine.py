@@ -72,6 +72,7 @@ class Engine:
         self.idle_tick_s = idle_tick_s
         self.batch_cap = max_batch  # halved on out-of-memory
         self.heartbeat = clock()
+        self.busy_since: float | None = None  # clock() when the running classifier call began
         self.error: BaseException | None = None
         self.batches = 0
         self.done = threading.Event()  # set when the inference thread has exited
@@ -94,13 +95,19 @@ class Engine:
     # ---- streams -------------------------------------------------------------------------
 
     def mailbox(self, stream_id: str, *, blocking: bool = False, capacity: int | None = None) -> Mailbox:
-        """The mailbox of a stream, created on first use (blocking: offline mode, no drops)."""
+        """The mailbox of a stream, created on first use (blocking: offline mode, no drops).
+
+        A blocking mailbox holds up to max_batch frames by default, so that one offline input
+        alone can fill a batch; a live one holds ``mailbox_capacity`` (latest wins).
+        """
+        if capacity is None:
+            capacity = max(self.mailbox_capacity, self.max_batch) if blocking else self.mailbox_capacity
         with self._lock:
             box = self._mailboxes.get(stream_id)
             if box is None:
                 box = Mailbox(
                     stream_id,
-                    capacity or self.mailbox_capacity,
+                    capacity,
                     blocking=blocking,
                     lock=self._lock,
                     on_put=self._ready.notify,
@@ -298,6 +305,7 @@ class Engine:
         n = len(chunk)
         images = self._stack([f.image for _, f in chunk])
         t0 = time.perf_counter()
+        self.busy_since = self.clock()
         try:
             probs = self.classifier(images)
         except Exception as exc:
@@ -305,6 +313,8 @@ class Engine:
                 raise
             self._on_oom(exc, n)
             probs = None
+        finally:
+            self.busy_since = None
         if probs is None:
             # Outside the except block, so the failed call's tensors are no longer referenced.
             release = getattr(self.classifier, "release_memory", None)

@@ -9,15 +9,24 @@ import numpy as np
 import pytest
 
 from birdstream.engine import Engine
-from tests.engine.conftest import ColourClassifier, Collector, make_frame, sample, wait_until
+from tests.engine.conftest import ColourClassifier, make_frame, sample, wait_until
 
 
 def test_predictions_carry_frames_and_probabilities(make_engine, colour_classifier, collector) -> None:
     engine = make_engine(colour_classifier, collector)
+    classified_before = sample("birdstream_engine_frames_classified_total", stream="e-probs")
+    batches_before = sample("birdstream_engine_batch_size_count")
+    seconds_before = sample("birdstream_engine_inference_seconds_count")
     engine.start()
     for seq, colour in enumerate(["red", "green", "blue"]):
         engine.mailbox("e-probs", capacity=4).put(make_frame("e-probs", seq, colour))
     assert collector.wait_for(3)
+    classified = lambda: sample("birdstream_engine_frames_classified_total", stream="e-probs")  # noqa: E731
+    assert wait_until(lambda: classified() == classified_before + 3)
+    n_batches = len(colour_classifier.batch_sizes)
+    assert sample("birdstream_engine_batch_size_count") - batches_before == n_batches
+    assert sample("birdstream_engine_inference_seconds_count") - seconds_before == n_batches
+    assert engine.busy_since is None
     names = [colour_classifier.class_names[int(np.argmax(p.probs))] for p in collector.predictions]
     assert names == ["red", "green", "blue"]
     for p in collector.predictions:
@@ -137,7 +146,7 @@ def test_blocking_mode_loses_nothing(make_engine, collector) -> None:
     for i in range(3):
         seqs = [seq for sid, seq in collector.keys() if sid == f"e-offline-{i}"]
         assert seqs == list(range(40))
-        assert boxes[i].dropped == 0 and boxes[i].max_depth <= 2
+        assert boxes[i].dropped == 0 and boxes[i].max_depth <= boxes[i].capacity == 4
 
 
 def test_stop_with_drain_classifies_what_is_queued(make_engine, colour_classifier, collector) -> None:
