@@ -84,7 +84,7 @@ class Engine:
         self._mailboxes: dict[str, Mailbox] = {}
         self._order: list[str] = []
         self._rr = 0
-        self._inflight = 0
+        self._inflight: set[Mailbox] = set()  # mailboxes with frames in the running batch
         self._stopping = False
         self._drain_on_stop = False
         self._oom_logged = False
@@ -160,17 +160,24 @@ class Engine:
     def is_alive(self) -> bool:
         return self._thread.is_alive()
 
-    def drain(self, timeout: float | None = None) -> bool:
-        """Wait until every queued frame has been classified or dropped; True if so."""
+    def drain(self, timeout: float | None = None, stream_id: str | None = None) -> bool:
+        """Wait until every queued frame (of one stream, or all) was classified or dropped; True if so."""
         deadline = None if timeout is None else time.monotonic() + timeout
+
+        def pending() -> bool:
+            if stream_id is None:
+                return bool(self._inflight) or self._any_items_locked()
+            box = self._mailboxes.get(stream_id)
+            return box is not None and (box in self._inflight or box._has_items_locked())
+
         with self._lock:
-            while self._inflight or any(b._has_items_locked() for b in self._mailboxes.values()):
+            while pending():
                 if self.done.is_set():
                     return False
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
-                self._idle.wait(remaining if remaining is not None else self.idle_tick_s)
+                self._idle.wait(self.idle_tick_s if remaining is None else min(remaining, self.idle_tick_s))
             return True
 
     # ---- the loop ------------------------------------------------------------------------
@@ -197,7 +204,7 @@ class Engine:
                 for box in list(self._mailboxes.values()):
                     box._closed = True
                     box._discard_all_locked(SHUTDOWN)
-                self._inflight = 0
+                self._inflight.clear()
                 self._idle.notify_all()
             self.done.set()
 
@@ -235,7 +242,7 @@ class Engine:
                 self._ready.wait(remaining)
                 if not self._any_items_locked():
                     break
-            self._inflight = len(batch)
+            self._inflight = {box for box, _ in batch}
             if not batch:
                 self._idle.notify_all()
             return batch
@@ -295,7 +302,7 @@ class Engine:
         with self._lock:
             for box, n in delivered:
                 box.classified += n
-            self._inflight = 0
+            self._inflight.clear()
             self._idle.notify_all()
         for box, _ in delivered:
             metrics.FRAMES_CLASSIFIED.labels(stream=box.stream_id).inc()

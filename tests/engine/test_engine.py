@@ -273,3 +273,21 @@ def test_importing_the_engine_does_not_import_torch() -> None:
 
     code = "import sys, birdstream.engine; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_drain_of_one_stream_waits_for_its_frames_only(make_engine, colour_classifier, collector) -> None:
+    engine = make_engine(colour_classifier, collector, max_batch=3, max_wait_ms=5)
+    engine.start()
+    other = engine.mailbox("e-drain-other", capacity=1)
+    engine._debug_wedge.set()  # hold the loop so the other stream's frame stays queued
+    assert engine._debug_wedged.wait(5)
+    other.put(make_frame("e-drain-other", 0))
+    assert not engine.drain(0.05, stream_id="e-drain-other")
+    engine._debug_wedge.clear()
+    card = engine.mailbox("e-drain-card", blocking=True)
+    for seq in range(10):
+        assert card.put(make_frame("e-drain-card", seq))
+    assert engine.drain(10, stream_id="e-drain-card")
+    assert [seq for sid, seq in collector.keys() if sid == "e-drain-card"] == list(range(10))
+    assert engine.drain(0, stream_id="no-such-stream")
+    assert engine.drain(10)
