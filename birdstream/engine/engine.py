@@ -242,7 +242,6 @@ class Engine:
                 self._ready.wait(remaining)
                 if not self._any_items_locked():
                     break
-            self._inflight = {box for box, _ in batch}
             if not batch:
                 self._idle.notify_all()
             return batch
@@ -270,6 +269,7 @@ class Engine:
                 box._count_drop_locked(STALE)
                 continue
             batch.append((box, frame))
+            self._inflight.add(box)  # taken but not yet delivered: drain() must still wait
             oldest = enqueued if oldest is None else min(oldest, enqueued)
         return oldest
 
