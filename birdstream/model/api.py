@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from PIL import Image, UnidentifiedImageError
 from birdstream.errors import CheckpointError, ConfigError, SourceError
 from birdstream.model.checkpoint import build_network, read_checkpoint, sha256_file, size_from_signature
 from birdstream.model.download import ProgressCallback, fetch_model_verified
-from birdstream.model.registry import KNOWN_WEIGHTS
+from birdstream.model.metrics import CHECKPOINT_LOAD_FAILURES, LOAD_SECONDS
+from birdstream.model.registry import KNOWN_WEIGHTS, PublishedWeights
 from birdstream.model.transforms import classification_transform
 from birdstream.model.vit_parallel import ViTParallel
 
@@ -123,30 +125,39 @@ def load_pretrained_model(
     dynamic_size: bool = False,
     fuse: bool | None = None,
     custom_config: dict[str, Any] | None = None,
+    known_weights: Mapping[str, PublishedWeights] | None = None,
 ) -> tuple[ViTParallel, ModelInfo]:
     """Load published weights by name (downloaded once into the cache) or a Birder ``.pt`` file.
 
     ``dtype`` (fp32 | fp16 | bf16 | auto) runs the forward under autocast; weights stay float32 on
     ``device`` (auto | cpu | cuda | cuda:N), moved there once. ``inference`` puts the model in eval
     mode without gradients and, unless ``fuse`` is False, switches to the fused fast path.
+    ``cache_dir`` defaults to ``$BIRDSTREAM_CACHE`` or ``~/.cache/birdstream``; ``base_url`` to
+    ``$BIRDSTREAM_MODEL_URL`` or Hugging Face; ``known_weights`` replaces the built-in name registry.
     """
     dev = resolve_device(device)
     amp = resolve_dtype(dtype, dev)
     key = os.fspath(name_or_path)
-    if key in KNOWN_WEIGHTS:
-        path, digest = fetch_model_verified(key, cache_dir, progress, base_url=base_url)
+    known = KNOWN_WEIGHTS if known_weights is None else known_weights
+    if key in known:
+        path, digest = fetch_model_verified(key, cache_dir, progress, base_url=base_url, known=known)
         name = key
     else:
         path = Path(key).expanduser()
         if not path.exists() and os.sep not in key and not key.endswith(".pt"):
-            known = ", ".join(sorted(KNOWN_WEIGHTS))
-            raise CheckpointError(f"{key}: not a known weights name ({known}) nor an existing file")
+            names = ", ".join(sorted(known))
+            raise CheckpointError(f"{key}: not a known weights name ({names}) nor an existing file")
         digest = ""
         name = path.stem
-    ckpt = read_checkpoint(path)
-    if not digest:
-        digest = sha256_file(path)
-    net = build_network(ckpt, custom_config)
+    started = time.monotonic()
+    try:
+        ckpt = read_checkpoint(path)
+        if not digest:
+            digest = sha256_file(path)
+        net = build_network(ckpt, custom_config)
+    except CheckpointError:
+        CHECKPOINT_LOAD_FAILURES.inc()
+        raise
     if new_size is not None:
         net.adjust_size(new_size)
     net.set_dynamic_size(dynamic_size)
@@ -171,6 +182,7 @@ def load_pretrained_model(
         device=dev,
         dtype=amp,
     )
+    LOAD_SECONDS.observe(time.monotonic() - started)
     logger.info(
         "loaded %s (%d classes, %dx%d) on %s, %s", info.model_id, len(info.class_names), *ckpt.size, dev, amp
     )

@@ -10,7 +10,6 @@ import hashlib
 import logging
 import os
 import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,17 +80,16 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise CheckpointError(f"{p}: not a file")
     try:
         data = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "weights_only" in str(err) or "Unsupported global" in str(err):
+    except Exception as err:  # torch raises many types for damaged archives (RuntimeError, IndexError, ...)
+        text = str(err)
+        if isinstance(err, pickle.UnpicklingError) and ("weights_only" in text or "Unsupported global" in text):
             raise CheckpointError(
-                f"{p}: refused to load: the file contains Python objects other than weights "
-                f"(unsafe or not a Birder checkpoint)"
+                f"{p}: refused to load: the file holds Python objects other than weights "
+                f"(unsafe, or not a Birder checkpoint)"
             ) from None
-        raise CheckpointError(f"{p}: not a Birder checkpoint (unreadable: {_first_line(err)})") from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(f"{p}: not a Birder checkpoint or truncated ({_first_line(err)})") from None
-    except Exception as err:  # torch raises a variety of types for corrupt archives
-        raise CheckpointError(f"{p}: unreadable checkpoint ({type(err).__name__}: {_first_line(err)})") from None
+        raise CheckpointError(
+            f"{p}: not a Birder checkpoint, or a damaged or truncated one ({type(err).__name__}: {_first_line(err)})"
+        ) from None
     return _validate(p, data)
 
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
+import io
 import logging
 import os
 import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from birdstream.errors import DownloadError
 from birdstream.model.checkpoint import sha256_file
+from birdstream.model.metrics import DOWNLOADS
 from birdstream.model.registry import DEFAULT_BASE_URL, KNOWN_WEIGHTS, PublishedWeights
 
 logger = logging.getLogger(__name__)
@@ -47,12 +50,14 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
-def published(name: str) -> PublishedWeights:
+def published(name: str, known: Mapping[str, PublishedWeights] | None = None) -> PublishedWeights:
+    """The registry entry for ``name`` (``known`` replaces the built-in registry, e.g. for a private mirror)."""
+    known = KNOWN_WEIGHTS if known is None else known
     try:
-        return KNOWN_WEIGHTS[name]
+        return known[name]
     except KeyError:
-        known = ", ".join(sorted(KNOWN_WEIGHTS))
-        raise DownloadError(f"{name}: unknown weights name (known: {known}; or give a path to a .pt file)") from None
+        names = ", ".join(sorted(known))
+        raise DownloadError(f"{name}: unknown weights name (known: {names}; or give a path to a .pt file)") from None
 
 
 def fetch_model(
@@ -62,9 +67,10 @@ def fetch_model(
     *,
     base_url: str | None = None,
     timeout_s: float = 60.0,
+    known: Mapping[str, PublishedWeights] | None = None,
 ) -> Path:
     """Return the cached path of published weights ``name``, downloading and verifying them first if needed."""
-    return fetch_model_verified(name, cache_dir, progress, base_url=base_url, timeout_s=timeout_s)[0]
+    return fetch_model_verified(name, cache_dir, progress, base_url=base_url, timeout_s=timeout_s, known=known)[0]
 
 
 def fetch_model_verified(
@@ -74,9 +80,10 @@ def fetch_model_verified(
     *,
     base_url: str | None = None,
     timeout_s: float = 60.0,
+    known: Mapping[str, PublishedWeights] | None = None,
 ) -> tuple[Path, str]:
     """Like fetch_model, and also return the file's sha256 (already computed while verifying)."""
-    weights = published(name)
+    weights = published(name, known)
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     target = cache / weights.file_name
     if target.is_file():
@@ -97,7 +104,10 @@ def fetch_model_verified(
 def _download(url: str, target: Path, sha256: str, progress: ProgressCallback | None, timeout_s: float) -> None:
     shown = redact_url(url)
     logger.info("downloading %s to %s", shown, target)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    except OSError as err:
+        raise DownloadError(f"{target.parent}: cannot write to the model cache ({err.strerror})") from None
     tmp = Path(tmp_name)
     try:
         h = hashlib.sha256()
@@ -111,27 +121,45 @@ def _download(url: str, target: Path, sha256: str, progress: ProgressCallback | 
                     if progress is not None:
                         progress(0, total)
                     while chunk := resp.read(1 << 20):
-                        out.write(chunk)
+                        _write(out, chunk, target)
                         h.update(chunk)
                         received += len(chunk)
                         if progress is not None:
                             progress(received, total)
+            except DownloadError:
+                raise
             except urllib.error.HTTPError as err:
+                DOWNLOADS.labels("http_error").inc()
                 raise DownloadError(f"{shown}: HTTP {err.code} {err.reason}") from None
             except urllib.error.URLError as err:
+                DOWNLOADS.labels("connect_error").inc()
                 raise DownloadError(f"{shown}: cannot connect ({err.reason})") from None
-            except (OSError, ValueError) as err:  # reset connection, timeout, IncompleteRead
+            except (OSError, ValueError, http.client.HTTPException) as err:  # reset, timeout, IncompleteRead
+                DOWNLOADS.labels("interrupted").inc()
                 raise DownloadError(
                     f"{shown}: transfer interrupted after {received} bytes ({type(err).__name__}: {err})"
                 ) from None
             if total is not None and received != total:
+                DOWNLOADS.labels("interrupted").inc()
                 raise DownloadError(f"{shown}: transfer interrupted: got {received} of {total} bytes")
-            out.flush()
-            os.fsync(out.fileno())
+            try:
+                out.flush()
+                os.fsync(out.fileno())
+            except OSError as err:
+                raise DownloadError(f"{target}: cannot write ({err.strerror})") from None
         digest = h.hexdigest()
         if digest != sha256:
+            DOWNLOADS.labels("sha256_mismatch").inc()
             raise DownloadError(f"{shown}: sha256 mismatch (got {digest}, expected {sha256}); file discarded")
         os.replace(tmp, target)
+        DOWNLOADS.labels("ok").inc()
         logger.info("saved verified weights %s (%d bytes)", target, received)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _write(out: io.BufferedWriter, chunk: bytes, target: Path) -> None:
+    try:
+        out.write(chunk)
+    except OSError as err:  # disk full, read-only cache: not a network problem
+        raise DownloadError(f"{target}: cannot write ({err.strerror})") from None
