@@ -291,3 +291,15 @@ def test_drain_of_one_stream_waits_for_its_frames_only(make_engine, colour_class
     assert [seq for sid, seq in collector.keys() if sid == "e-drain-card"] == list(range(10))
     assert engine.drain(0, stream_id="no-such-stream")
     assert engine.drain(10)
+
+
+def test_out_of_memory_errors_are_recognised() -> None:
+    import torch
+
+    from birdstream.engine.engine import is_out_of_memory
+
+    assert is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert is_out_of_memory(MemoryError())
+    assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 8 GB"))
+    assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    assert not is_out_of_memory(ValueError("out of memory"))
