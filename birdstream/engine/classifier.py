@@ -1,0 +1,114 @@
+"""The resident classifier: one network on one device, uint8 frames in, softmax probabilities out."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+
+class Classifier:
+    """A loaded network resident on its device; call it with uint8 [N, H, W, 3] RGB frames."""
+
+    def __init__(self, net: torch.nn.Module, model_info: Any, *, device: torch.device, dtype: torch.dtype) -> None:
+        from birdstream.model.api import get_size_from_signature
+
+        self.net = net.eval()
+        self.info = model_info
+        self.device = device
+        self.dtype = dtype
+        self.class_names: list[str] = list(model_info.class_names)
+        h, w = get_size_from_signature(model_info.signature)
+        self.input_size: tuple[int, int] = (int(h), int(w))
+        self.model_id = f"{model_info.name}@{str(model_info.sha256)[:12]}"
+        if hasattr(net, "autocast_dtype"):
+            net.autocast_dtype = None if dtype == torch.float32 else dtype
+        mean = torch.tensor(model_info.rgb_stats["mean"], dtype=torch.float32)
+        std = torch.tensor(model_info.rgb_stats["std"], dtype=torch.float32)
+        # Same arithmetic, in the same order, as the reference transform: *1/255, -mean, /std.
+        self._mean = mean.view(1, 3, 1, 1).to(device)
+        self._std = std.view(1, 3, 1, 1).to(device)
+        self._pinned: torch.Tensor | None = None
+        self._host: np.ndarray | None = None
+
+    @classmethod
+    def load(
+        cls,
+        weights: str | Path,
+        device: str = "auto",
+        precision: str = "auto",
+        cache_dir: str | Path | None = None,
+    ) -> Classifier:
+        """Load weights (a published name or a .pt path) onto the device, ready to classify."""
+        from birdstream.model.api import load_pretrained_model, resolve_device, resolve_dtype
+
+        dev = resolve_device(device)
+        dtype = resolve_dtype(precision or "auto", dev)
+        # Weights stay fp32 on the device; the network runs its forward under autocast to dtype.
+        net, info = load_pretrained_model(weights, inference=True, device=dev, dtype=dtype, cache_dir=cache_dir)
+        clf = cls(net, info, device=dev, dtype=dtype)
+        log.info(
+            "classifier %s loaded on %s (%s), input %dx%d, %d classes",
+            clf.model_id, dev, str(dtype).removeprefix("torch."), *clf.input_size, len(clf.class_names),
+        )
+        return clf
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def host_buffer(self, n: int) -> np.ndarray:
+        """A reusable uint8 [n, H, W, 3] host array (pinned on CUDA) to stack frames into."""
+        if self._host is None or self._host.shape[0] < n:
+            h, w = self.input_size
+            shape = (max(n, 1), h, w, 3)
+            if self.device.type == "cuda":
+                self._pinned = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+                self._host = self._pinned.numpy()
+            else:
+                self._pinned = None
+                self._host = np.empty(shape, np.uint8)
+        return self._host[:n]
+
+    def _to_device(self, images: np.ndarray) -> torch.Tensor:
+        n = images.shape[0]
+        if self.device.type != "cuda":
+            return torch.from_numpy(np.ascontiguousarray(images))
+        host = self.host_buffer(n)
+        if images.__array_interface__["data"][0] != host.__array_interface__["data"][0]:
+            host[...] = images  # not stacked into our pinned buffer: copy there first
+        assert self._pinned is not None
+        return self._pinned[:n].to(self.device, non_blocking=True)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """uint8 [N, H, W, 3] RGB at input_size -> float32 [N, num_classes] softmax probabilities."""
+        h, w = self.input_size
+        if images.ndim != 4 or images.shape[1:] != (h, w, 3) or images.dtype != np.uint8:
+            raise ValueError(f"expected uint8 [N, {h}, {w}, 3] images, got {images.dtype} {list(images.shape)}")
+        n = images.shape[0]
+        if n == 0:
+            return np.zeros((0, self.num_classes), np.float32)
+        with torch.inference_mode():
+            x = self._to_device(images)
+            x = x.permute(0, 3, 1, 2).to(torch.float32).mul_(1.0 / 255)
+            x = x.sub_(self._mean).div_(self._std).contiguous()
+            logits = self.net(x)  # autocast to self.dtype inside the network
+            probs = torch.softmax(logits.float(), dim=1)
+            return probs.cpu().numpy()
+
+    def warm_up(self, batch_size: int = 1) -> None:
+        """Run one batch so kernels, allocator and autotuning are ready before the service is READY."""
+        h, w = self.input_size
+        self(np.zeros((batch_size, h, w, 3), np.uint8))
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def release_memory(self) -> None:
+        """Give cached device memory back after an out-of-memory error."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
