@@ -28,6 +28,22 @@ def run_daemon(config: Config, config_path: Path | None = None, *, supervisor: S
         sup.restore_signal_handlers()
 
 
+def _engine_check(engine, stale_s: float):
+    """Healthy while the inference loop turns; one long classifier call (a big CPU batch) gets 5x longer."""
+    import time
+
+    def check() -> str | None:
+        now = time.monotonic()
+        busy = engine.busy_since
+        if busy is not None:
+            age = now - busy
+            return f"engine: one batch has been running for {age:.0f} s" if age > 5 * stale_s else None
+        age = now - engine.heartbeat
+        return f"engine: no heartbeat for {age:.0f} s" if age > stale_s else None
+
+    return check
+
+
 def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
     from birdstream.engine.classifier import Classifier
     from birdstream.engine.threads import set_cpu_threads
@@ -55,7 +71,7 @@ def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
     http = start_http(config.http, sup.snapshot)
 
     engine = pipeline.engine
-    sup.watch_heartbeat("engine", lambda: engine.heartbeat)
+    sup.add_check("engine", _engine_check(engine, config.service.watchdog_stale_s))
     sup.add_fatal_check("engine", lambda: f"engine failed: {engine.error}" if engine.error else None)
     sup.watch_streams(pipeline.statuses)
     state = {"config": config}
