@@ -268,6 +268,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(text: str) -> str:
-    from birdstream.redact import redact_url
+    from birdstream.redact import redact_text
 
-    return redact_url(" ".join(text.split("\n"))).strip()
+    return redact_text(" ".join(text.split("\n"))).strip()

@@ -20,7 +20,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from birdstream.config.models import DEVICE_PATTERN, ID_PATTERN, TOPIC_PATTERN, Config
 from birdstream.errors import ConfigError
-from birdstream.redact import REDACTED, redact_url
+from birdstream.redact import REDACTED, redact_text as redact_url
 
 Loc = tuple[str | int, ...]
 SYSTEM_CONFIG = Path("/etc/birdstream/config.yaml")
