@@ -122,8 +122,8 @@ class MotionConfig(Section):
     """Only classify frames with motion; null = auto: on for live sources, off for files and folders."""
     threshold: Annotated[float, Field(gt=0, le=1)] = 0.005
     """Fraction of the picture that must change against the background to count as motion."""
-    keepalive_s: Annotated[float, Field(ge=0)] = 30
-    """Classify one frame at least this often even without motion (0 = never)."""
+    keepalive_s: Annotated[float, Field(ge=0)] = 8
+    """Classify one frame at least this often even without motion (0 = never); keep it below sightings.end_after_s so a perched bird stays one sighting."""
 
 
 class V4l2Config(Section):
