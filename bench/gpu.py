@@ -140,22 +140,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     rows: list[dict[str, Any]] = []
     reference = None
-    max_batch = max(args.batches)
     for name, prec, opts in variants(args, dev):
         if time.monotonic() - started > args.budget_s:
             rows.append({"variant": name, "skipped": "time budget"})
             continue
         with tf32(prec == "tf32"):
-            fast = build(base, dev, prec, opts, max_batch)
-            fast.warmup(tuple(args.batches) if fast.buckets else None)
-            probs = torch.cat([fast(x_all[i : i + 32]).softmax(1) for i in range(0, len(x_all), 32)]).cpu()
+            batches = args.compile_batches if opts.compile else args.batches
+            t0 = time.monotonic()
+            fast = build(base, dev, prec, opts, max(batches))
+            fast.warmup(tuple(batches) if fast.buckets else None)
+            warmup_s = time.monotonic() - t0
+            logits = torch.cat([fast(x_all[i : i + 32]) for i in range(0, len(x_all), 32)]).cpu()
             if reference is None:
-                reference = probs  # the first variant is fp32 eager
-            agree = agreement(reference, probs)
-            for b in args.batches:
+                reference = logits  # the first variant is fp32 eager (logits)
+            agree = agreement(reference, logits)
+            for b in batches:
                 x = x_all.repeat((b + len(x_all) - 1) // len(x_all), 1, 1, 1)[:b].contiguous()
                 t = median_seconds(lambda: fast(x), dev, args.warmup, args.iterations)
-                rows.append(row(name, b, t, flops, ceiling, agree))
+                rows.append({**row(name, b, t, flops, ceiling, agree), "setup_s": warmup_s})
             if opts == SpeedOptions() and prec in args.e2e_precisions:
                 rows += e2e_rows(name, fast, frames, dev, args, flops, ceiling, agree)
         del fast
@@ -168,7 +170,7 @@ def row(name: str, batch: int, seconds: float, flops: float, ceiling: float, agr
     tflops = batch * flops / seconds / 1e12
     return {
         "variant": name, "batch": batch, "ips": batch / seconds, "ms": seconds * 1e3, "tflops": tflops,
-        "ceiling_frac": tflops / ceiling, **{k: agree[k] for k in ("top1", "top5", "max_prob_diff")},
+        "ceiling_frac": tflops / ceiling, **{k: agree[k] for k in ("top1", "top5", "max_prob_diff", "logit_rel_err")},
     }
 
 
@@ -202,15 +204,17 @@ def format_result(result: dict[str, Any]) -> str:
         f"{m['gflop_per_image']:.1f} GFLOP/image  flash attention: {m['flash_attention']}",
         f"matmul ceiling: {m['matmul_ceiling_tflops']:.1f} TFLOP/s",
     ]
-    head = ["variant", "batch", "img/s", "ms/batch", "TFLOP/s", "of ceiling", "top1 agree", "top5", "max |dp|"]
+    head = ["variant", "batch", "img/s", "ms/batch", "TFLOP/s", "of ceiling", "top1 agree", "top5", "max |dp|",
+            "logit rel", "setup s"]
     table = [head]
     for r in result["rows"]:
         if "skipped" in r:
-            table.append([r["variant"], "-", f"skipped ({r['skipped']})", "", "", "", "", "", ""])
+            table.append([r["variant"], "-", f"skipped ({r['skipped']})", *[""] * (len(head) - 3)])
             continue
         table.append([
             r["variant"], str(r["batch"]), f"{r['ips']:.1f}", f"{r['ms']:.2f}", f"{r['tflops']:.3g}",
             f"{100 * r['ceiling_frac']:.0f}%", f"{r['top1']:.3f}", f"{r['top5']:.3f}", f"{r['max_prob_diff']:.1e}",
+            f"{r['logit_rel_err']:.1e}", f"{r['setup_s']:.1f}" if "setup_s" in r else "",
         ])
     widths = [max(len(t[i]) for t in table) for i in range(len(head))]
     lines += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(t, widths)))
@@ -228,7 +232,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="precisions also run with --cuda-graphs / --compile")
     ap.add_argument("--e2e-precisions", nargs="*", default=["bf16"], choices=list(DTYPES))
     ap.add_argument("--cuda-graphs", action="store_true")
-    ap.add_argument("--compile", action="store_true", help="torch.compile (about a minute per batch size)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile (compiles once per batch size: slow)")
+    ap.add_argument("--compile-batches", type=int, nargs="+", default=[1, 32], help="batch sizes timed compiled")
     ap.add_argument("--iterations", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--images", type=int, default=256, help="images for the agreement measures")
@@ -245,6 +250,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.config, args.size, args.classes, args.images = TINY, 64, 10, 8
         args.batches, args.iterations, args.warmup, args.matmul_size = [1, 2], 2, 1, 256
+        args.compile_batches = [1]
     return args
 
 

@@ -80,25 +80,35 @@ def natural_images(n: int, size: tuple[int, int], seed: int = 0) -> npt.NDArray[
     return out
 
 
-def to_input(images: npt.NDArray[np.uint8], size: tuple[int, int] | None = None) -> torch.Tensor:
+def to_input(
+    images: npt.NDArray[np.uint8], size: tuple[int, int] | None = None,
+    mean: tuple[float, ...] = RGB_MEAN, std: tuple[float, ...] = RGB_STD,
+) -> torch.Tensor:
     """uint8 [N, H, W, 3] -> normalised float32 [N, 3, h, w], resized (bicubic, antialiased) to ``size`` if given."""
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
     if size is not None and tuple(size) != tuple(x.shape[-2:]):
         x = torch.nn.functional.interpolate(x, size=tuple(size), mode="bicubic", antialias=True).clamp_(0, 255)
-    mean = torch.tensor(RGB_MEAN).view(1, 3, 1, 1) * 255.0
-    std = torch.tensor(RGB_STD).view(1, 3, 1, 1) * 255.0
-    return (x - mean) / std
+    m = torch.tensor(mean).view(1, 3, 1, 1) * 255.0
+    s = torch.tensor(std).view(1, 3, 1, 1) * 255.0
+    return (x - m) / s
 
 
 def agreement(reference: torch.Tensor, other: torch.Tensor) -> dict[str, float]:
-    """Compare two probability arrays [N, C]: top-1 agreement, mean top-5 overlap, max |prob diff|."""
-    ref, oth = reference.float(), other.float()
-    top5_ref = ref.topk(min(5, ref.shape[1]), dim=1).indices
-    top5_oth = oth.topk(min(5, oth.shape[1]), dim=1).indices
-    overlap = [len(set(a.tolist()) & set(b.tolist())) / top5_ref.shape[1] for a, b in zip(top5_ref, top5_oth)]
+    """Compare two logit arrays [N, C]: top-1 agreement, mean top-5 overlap, max |prob diff|, relative logit error.
+
+    ``logit_rel_err`` is RMS(logit difference) / RMS(reference logits around each row's mean): a
+    perturbation size that does not depend on how confident the (random) head happens to be.
+    """
+    ref_l, oth_l = reference.float().cpu(), other.float().cpu()
+    ref, oth = ref_l.softmax(1), oth_l.softmax(1)
+    k = min(5, ref.shape[1])
+    top5_ref, top5_oth = ref.topk(k, dim=1).indices, oth.topk(k, dim=1).indices
+    overlap = [len(set(a.tolist()) & set(b.tolist())) / k for a, b in zip(top5_ref, top5_oth)]
+    spread = (ref_l - ref_l.mean(1, keepdim=True)).pow(2).mean().sqrt()
     return {
         "top1": float((ref.argmax(1) == oth.argmax(1)).float().mean()),
         "top5": float(np.mean(overlap)),
         "max_prob_diff": float((ref - oth).abs().max()),
+        "logit_rel_err": float((ref_l - oth_l).pow(2).mean().sqrt() / spread.clamp_min(1e-12)),
         "ref_max_prob": float(ref.max(1).values.mean()),
     }

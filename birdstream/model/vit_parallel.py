@@ -200,7 +200,7 @@ class ParallelBlock(nn.Module):
     def _linear(self, x: torch.Tensor, name: str) -> torch.Tensor:
         if self.int8 is not None:
             return self.int8(x, name)
-        return F.linear(x, self._buffers[f"f_{name}_w"], self._buffers[f"f_{name}_b"])
+        return F.linear(x, getattr(self, f"f_{name}_w"), getattr(self, f"f_{name}_b"))
 
 
 def _branch_sum(xs: list[torch.Tensor]) -> torch.Tensor:

@@ -60,5 +60,23 @@ def test_cpu_bench_runs_tiny(tmp_path, capsys):
     assert cpu.main(args) == 0
     result = json.loads(out.read_text())
     assert set(result["options"]) == {"fp32 birder-layout", "fp32 fused", "int8 dynamic", "fp32 fused 48", "int8 48"}
+    assert result["options"]["fp32 birder-layout"]["agreement"] is None
     assert result["options"]["fp32 fused"]["agreement"]["top1"] == 1.0
     assert "int8 dynamic" in capsys.readouterr().out
+
+
+def test_cpu_bench_with_a_real_checkpoint_and_photos(tmp_path):
+    from tests.model.test_parity import CKPT, FIX
+
+    cpu = _load("cpu")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("bird.jpeg", "bird.png"):
+        (photos / name).write_bytes((FIX / name).read_bytes())
+    out = tmp_path / "cpu.json"
+    args = ["--weights", str(CKPT), "--image-dir", str(photos), "--batch", "1", "--iterations", "1", "--warmup", "0",
+            "--sizes", "48", "--no-bf16", "--out", str(out)]
+    assert cpu.main(args) == 0
+    result = json.loads(out.read_text())
+    assert result["images"] == 2 and result["weights"] == str(CKPT)
+    assert result["options"]["int8 dynamic"]["agreement"]["top1"] == 1.0
