@@ -127,22 +127,24 @@ def format_result(result: dict[str, Any], batches: list[int]) -> str:
     opts = result["options"]
     fused, layout = opts["fp32 fused"]["ips"], opts["fp32 birder-layout"]["ips"]
     head = ["option"] + [f"img/s b{b}" for b in batches] + [f"x fused b{b}" for b in batches]
-    head += [f"x layout b{b}" for b in batches] + ["top1 agree", "top5 overlap", "max |dp|", "logit rel"]
+    head += [f"x layout b{b}" for b in batches] + ["top1 agree", "top5 overlap", "max |dp|", "logit rel",
+                                                 "flip gap"]
     rows = [head]
     for name, r in opts.items():
         a = r["agreement"]
         rows.append(
             [name] + [f"{r['ips'][b]:.3f}" for b in batches] + [f"{r['ips'][b] / fused[b]:.2f}" for b in batches]
             + [f"{r['ips'][b] / layout[b]:.2f}" for b in batches]
-            + ([f"{a['top1']:.3f}", f"{a['top5']:.3f}", f"{a['max_prob_diff']:.1e}", f"{a['logit_rel_err']:.1e}"]
-               if a else ["-", "-", "-", "-"])
+            + ([f"{a['top1']:.3f}", f"{a['top5']:.3f}", f"{a['max_prob_diff']:.1e}", f"{a['logit_rel_err']:.1e}",
+                f"{a['flip_max_gap']:.1e}"] if a else ["-"] * 5)
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
              for row in rows]
     ref_p = opts["fp32 fused"]["agreement"]["ref_max_prob"]
     lines.append(f"threads {result['threads']}; {result['images']} images; weights: {result['weights']}; "
-                 f"reference mean top-1 probability {ref_p:.3f}")
+                 f"reference mean top-1 probability {ref_p:.3f}, median top-1/top-2 gap "
+                 f"{opts['fp32 fused']['agreement']['median_gap']:.1e} (flip gap: the largest gap among flipped images)")
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ import json
 import statistics
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -99,7 +100,9 @@ def flash_available(dev: torch.device) -> bool:
         return False
 
 
-def build(base: ViTParallel, dev: torch.device, precision: str, options: SpeedOptions, max_batch: int) -> PreparedNetwork:
+def build(
+    base: ViTParallel, dev: torch.device, precision: str, options: SpeedOptions, max_batch: int
+) -> PreparedNetwork:
     net = copy.deepcopy(base)
     net.autocast_dtype = DTYPES[precision]
     net.to(dev).fuse()
@@ -144,26 +147,45 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if time.monotonic() - started > args.budget_s:
             rows.append({"variant": name, "skipped": "time budget"})
             continue
-        with tf32(prec == "tf32"):
-            batches = args.compile_batches if opts.compile else args.batches
-            t0 = time.monotonic()
-            fast = build(base, dev, prec, opts, max(batches))
-            fast.warmup(tuple(batches) if fast.buckets else None)
-            warmup_s = time.monotonic() - t0
-            logits = torch.cat([fast(x_all[i : i + 32]) for i in range(0, len(x_all), 32)]).cpu()
-            if reference is None:
-                reference = logits  # the first variant is fp32 eager (logits)
-            agree = agreement(reference, logits)
-            for b in batches:
-                x = x_all.repeat((b + len(x_all) - 1) // len(x_all), 1, 1, 1)[:b].contiguous()
-                t = median_seconds(lambda: fast(x), dev, args.warmup, args.iterations)
-                rows.append({**row(name, b, t, flops, ceiling, agree), "setup_s": warmup_s})
-            if opts == SpeedOptions() and prec in args.e2e_precisions:
-                rows += e2e_rows(name, fast, frames, dev, args, flops, ceiling, agree)
-        del fast
+        try:
+            with tf32(prec == "tf32"):
+                new_rows, logits = run_variant(
+                    name, prec, opts, base, x_all, frames, reference, dev, args, flops, ceiling
+                )
+            reference = logits if reference is None else reference
+            rows += new_rows
+        except Exception as err:  # one failing variant (e.g. a compiler error) must not lose the others
+            traceback.print_exc()
+            first = (str(err).splitlines() or [""])[0][:80]
+            rows.append({"variant": name, "skipped": f"error: {type(err).__name__}: {first}"})
+        if opts.compile:
+            torch._dynamo.reset()  # drop compiled code (and the graphs' memory) before the next variant
         if dev.type == "cuda":
             torch.cuda.empty_cache()
     return {"meta": meta, "rows": rows, "elapsed_s": time.monotonic() - started}
+
+
+def run_variant(
+    name: str, prec: str, opts: SpeedOptions, base: ViTParallel, x_all: torch.Tensor, frames: Any,
+    reference: torch.Tensor | None, dev: torch.device, args: argparse.Namespace, flops: float, ceiling: float,
+) -> tuple[list[dict[str, Any]], torch.Tensor]:
+    """Rows for one variant at each batch size (and end to end for plain ones), and its logits on x_all."""
+    batches = args.compile_batches if opts.compile else args.batches
+    t0 = time.monotonic()
+    fast = build(base, dev, prec, opts, max(batches))
+    fast.warmup(tuple(batches) if fast.buckets else None)
+    setup_s = time.monotonic() - t0
+    logits = torch.cat([fast(x_all[i : i + 32]) for i in range(0, len(x_all), 32)]).cpu()
+    # The first variant is fp32 eager: the reference for the others.
+    agree = agreement(logits if reference is None else reference, logits)
+    rows = []
+    for b in batches:
+        x = x_all.repeat((b + len(x_all) - 1) // len(x_all), 1, 1, 1)[:b].contiguous()
+        t = median_seconds(lambda: fast(x), dev, args.warmup, args.iterations)
+        rows.append({**row(name, b, t, flops, ceiling, agree), "setup_s": setup_s})
+    if opts == SpeedOptions() and prec in args.e2e_precisions:
+        rows += e2e_rows(name, fast, frames, dev, args, flops, ceiling, agree)
+    return rows, logits
 
 
 def row(name: str, batch: int, seconds: float, flops: float, ceiling: float, agree: dict[str, float]) -> dict[str, Any]:

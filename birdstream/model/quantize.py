@@ -65,7 +65,9 @@ def _pack(w: torch.Tensor, b: torch.Tensor) -> Any:
 def quantize_int8(net: ViTParallel, reduce_range: bool | None = None) -> ViTParallel:
     """Switch every block of an fp32, eval-mode CPU network to int8 dynamic-quantized fused Linears (in place)."""
     if net.autocast_dtype is not None:
-        raise ConfigError("model.quantize: int8 runs in fp32 around the int8 matmuls; set model.precision to fp32 or auto")
+        raise ConfigError(
+            "model.quantize: int8 runs in fp32 around the int8 matmuls; set model.precision to fp32 or auto"
+        )
     if any(p.device.type != "cpu" for p in net.parameters()):
         raise ConfigError("model.quantize: int8 is for the CPU; use model.precision fp16/bf16 on a GPU")
     if net.training:

@@ -96,6 +96,9 @@ def to_input(
 def agreement(reference: torch.Tensor, other: torch.Tensor) -> dict[str, float]:
     """Compare two logit arrays [N, C]: top-1 agreement, mean top-5 overlap, max |prob diff|, relative logit error.
 
+    ``flip_max_gap`` is the largest reference top-1/top-2 probability gap among images whose top-1
+    changed (0 when none did), next to ``median_gap`` over all images: flips at near-ties only.
+
     ``logit_rel_err`` is RMS(logit difference) / RMS(reference logits around each row's mean): a
     perturbation size that does not depend on how confident the (random) head happens to be.
     """
@@ -105,8 +108,13 @@ def agreement(reference: torch.Tensor, other: torch.Tensor) -> dict[str, float]:
     top5_ref, top5_oth = ref.topk(k, dim=1).indices, oth.topk(k, dim=1).indices
     overlap = [len(set(a.tolist()) & set(b.tolist())) / k for a, b in zip(top5_ref, top5_oth)]
     spread = (ref_l - ref_l.mean(1, keepdim=True)).pow(2).mean().sqrt()
+    top2 = ref.topk(min(2, ref.shape[1]), dim=1).values
+    gap = top2[:, 0] - top2[:, -1]  # the reference's top-1 minus top-2 probability, per image
+    same = ref.argmax(1) == oth.argmax(1)
     return {
-        "top1": float((ref.argmax(1) == oth.argmax(1)).float().mean()),
+        "top1": float(same.float().mean()),
+        "flip_max_gap": float(gap[~same].max()) if bool((~same).any()) else 0.0,
+        "median_gap": float(gap.median()),
         "top5": float(np.mean(overlap)),
         "max_prob_diff": float((ref - oth).abs().max()),
         "logit_rel_err": float((ref_l - oth_l).pow(2).mean().sqrt() / spread.clamp_min(1e-12)),

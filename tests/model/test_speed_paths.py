@@ -147,3 +147,15 @@ def test_configure_threads():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_agreement_measures():
+    ref = torch.tensor([[4.0, 1.0, 0.0], [1.0, 1.1, 0.0], [0.0, 0.0, 3.0]])
+    same = agreement(ref, ref)
+    assert same["top1"] == 1.0 and same["max_prob_diff"] == 0.0 and same["logit_rel_err"] == 0.0
+    assert same["flip_max_gap"] == 0.0
+    other = ref.clone()
+    other[1] = torch.tensor([1.2, 1.1, 0.0])  # flip the near-tie only
+    a = agreement(ref, other)
+    assert a["top1"] == pytest.approx(2 / 3) and a["top5"] == 1.0
+    assert 0 < a["flip_max_gap"] < a["median_gap"]
