@@ -117,7 +117,9 @@ def _device_of(net: torch.nn.Module) -> torch.device:
         return torch.device("cpu")
 
 
-def prepare_network(net: ViTParallel, options: SpeedOptions, *, max_batch: int = 32) -> PreparedNetwork:
+def prepare_network(
+    net: ViTParallel, options: SpeedOptions, *, max_batch: int = 32, compile_backend: str = "inductor"
+) -> PreparedNetwork:
     """Apply ``options`` to a loaded, eval-mode network (in place) and wrap it for the engine.
 
     int8 on a GPU and CUDA graphs on a CPU are skipped with a warning (the config check refuses
@@ -147,7 +149,9 @@ def prepare_network(net: ViTParallel, options: SpeedOptions, *, max_batch: int =
         if net.quantized:
             raise ConfigError("model.compile: cannot compile an int8-quantized network; set model.quantize: none")
         # reduce-overhead records CUDA graphs inside the compiled code (one per bucket).
-        forward = torch.compile(net, dynamic=False, mode="reduce-overhead" if graphs else None)
+        forward = torch.compile(
+            net, dynamic=False, backend=compile_backend, mode="reduce-overhead" if graphs else None
+        )
         buckets = batch_buckets(max_batch)
         applied.append("torch.compile" + (" + CUDA graphs" if graphs else ""))
     elif graphs:

@@ -159,3 +159,29 @@ def test_agreement_measures():
     a = agreement(ref, other)
     assert a["top1"] == pytest.approx(2 / 3) and a["top5"] == 1.0
     assert 0 < a["flip_max_gap"] < a["median_gap"]
+
+
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16])
+def test_forward_traces_without_graph_breaks(net, images, dtype):
+    # torch.compile's front end (dynamo) with the eager backend: no compiler run, seconds on a CPU.
+    fused = copy.deepcopy(net)
+    fused.autocast_dtype = dtype
+    fused.fuse()
+    with torch.inference_mode():
+        expected = fused(images[:2])
+        got = torch.compile(fused, fullgraph=True, dynamic=False, backend="eager")(images[:2])
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_compile_option_pads_to_buckets(net, images):
+    fused = copy.deepcopy(net).fuse()
+    with torch.inference_mode():
+        expected = fused(images[:3])
+    prepared = prepare_network(fused, SpeedOptions(compile=True), max_batch=4, compile_backend="eager")
+    assert prepared.buckets == (1, 2, 4) and "torch.compile" in prepared.describe()
+    torch.testing.assert_close(prepared(images[:3]), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_compile_refuses_int8(net):
+    with pytest.raises(ConfigError, match="model.compile"):
+        prepare_network(copy.deepcopy(net), SpeedOptions(quantize="int8", compile=True), compile_backend="eager")
