@@ -111,3 +111,13 @@ def test_a_bad_model_is_a_usage_error(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "fake.pt" in lines[0] and "Traceback" not in result.stderr
     assert json.dumps(result.stdout) == '""'
+
+
+def test_speed_options_reach_the_classifier_and_ingest(tmp_path: Path, planted: Path) -> None:
+    video = make_video(tmp_path / "visit.mp4", duration_s=6, fps=10, objects=[Box(RED, BIRD, 1.0, 4.0)])
+    config = tmp_path / "config.yaml"
+    config.write_text("model:\n  quantize: int8\n  input_size: 64\n  device: cpu\n  threads: 1\n")
+    result = classify("-c", str(config), "--model", str(planted), "-q", str(video))
+    assert result.returncode == 0, result.stderr
+    visits = sightings(json_lines(result.stdout))
+    assert [(v[0]["species"], v[-1]["event"]) for v in visits.values()] == [("Scarlet Tanager", "end")]
