@@ -161,7 +161,7 @@ class LivePipeline:
             if status.state in ("stopped", "failed"):
                 # A file that ended (or a source that gave up) cannot support its sighting any more;
                 # its last frames may still be queued, so let the engine classify them first.
-                self.engine.drain(timeout=10.0)
+                self.engine.drain(timeout=10.0, stream_id=stream_id)
                 with self._lock:
                     tracker = self._trackers.get(stream_id)
                     events = tracker.close() if tracker is not None else []
