@@ -71,6 +71,7 @@ class HwDecoder:
         self._failed: dict[str, tuple[str, float | None]] = {}  # type -> (reason, retry at | None)
         self._codecs_warned: set[str] = set()
         self._auto_logged = False
+        self._working: set[str] = set()  # device types created once already (not probed again)
         self.active: str | None = None  # the device type the last open decodes with, None = software
 
     # -- choosing -----------------------------------------------------------------------------
@@ -125,6 +126,8 @@ class HwDecoder:
 
     def _probe(self, kind: str) -> tuple[Reason, str] | None:
         """Create the device once, away from any source: (reason, detail) when it cannot be used."""
+        if kind in self._working:
+            return None
         codec = None
         for name in PROBE_CODECS:
             try:
@@ -140,7 +143,8 @@ class HwDecoder:
             self._make(kind).create(codec)
         except Exception as exc:  # noqa: BLE001 - any device problem means software decoding
             hint = DEVICE_HINTS.get(kind, "")
-            return "device", f"cannot open the {kind} device{self._device_text()}: {_text(exc)}{hint}"
+            return "device", f"cannot open the {kind} device{self._device_text()}: {describe(exc)}{hint}"
+        self._working.add(kind)
         return None
 
     def _make(self, kind: str) -> HWAccel:
@@ -178,16 +182,14 @@ class HwDecoder:
         self._report(reason, detail, kind, retry=reason not in PERMANENT)
 
     def _remember(self, kind: str, reason: str) -> None:
+        self._working.discard(kind)
         retry_at = None if reason in PERMANENT else self._clock() + self.retry_s
         self._failed[kind] = (reason, retry_at)
 
     def _report(self, reason: Reason, detail: str, kind: str, *, retry: bool) -> None:
         metrics.HWACCEL_FALLBACKS.labels(self.stream, reason).inc()
         metrics.HWACCEL_ACTIVE.labels(self.stream).set(0)
-        if self.requested == "auto" and reason in ("codec",):
-            level = logging.INFO
-        else:
-            level = logging.WARNING
+        level = logging.INFO if self.requested == "auto" and reason == "codec" else logging.WARNING
         when = f"; trying {kind} again in {self.retry_s / 3600:g} h" if retry and self.retry_s else ""
         log.log(level, "%s: hardware decoding (%s) not used: %s; decoding in software%s",
                 self.label, kind, redact_text(detail), when)
@@ -195,9 +197,5 @@ class HwDecoder:
 
 def describe(exc: BaseException) -> str:
     """One redacted line about an exception."""
-    return _text(exc)
-
-
-def _text(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
     return redact_text(str(text))
