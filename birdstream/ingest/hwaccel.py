@@ -73,6 +73,7 @@ class HwDecoder:
         self._auto_logged = False
         self._working: set[str] = set()  # device types created once already (not probed again)
         self.active: str | None = None  # the device type the last open decodes with, None = software
+        self.reasons: dict[str, str] = {}  # device type -> why it was last given up
 
     # -- choosing -----------------------------------------------------------------------------
     def accel(self) -> tuple[str, HWAccel] | None:
@@ -179,6 +180,7 @@ class HwDecoder:
         kind = kind or self.active or self.requested or "?"
         self.active = None
         self._remember(kind, reason)
+        self.reasons[kind] = detail
         self._report(reason, detail, kind, retry=reason not in PERMANENT)
 
     def _remember(self, kind: str, reason: str) -> None:
