@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -74,6 +75,23 @@ def _upper(value: Any) -> Any:
 def _as_str(value: Any) -> Any:
     # YAML reads `protocol: 5` as an int and `protocol: 3.1.1` as a string.
     return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+# FFmpeg's hardware device types (libavutil/hwcontext.h); which ones work depends on the build.
+HWACCEL_TYPES = ("auto", "cuda", "vaapi", "qsv", "vdpau", "vulkan", "drm", "videotoolbox", "d3d11va",
+                 "d3d12va", "dxva2", "opencl", "mediacodec", "amf", "ohcodec")
+
+
+def _hwaccel(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    value = value.strip().lower()
+    if value not in HWACCEL_TYPES:
+        close = difflib.get_close_matches(value, HWACCEL_TYPES, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"not a hardware decoder type{hint} (use null for software, or one of: "
+                         f"{', '.join(HWACCEL_TYPES)})")
+    return value
 
 
 ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
@@ -180,6 +198,10 @@ class StreamConfig(Section):
     """RTSP only: tcp (reliable, the default) or udp."""
     keyframes_only: bool = False
     """Decode only keyframes: far less CPU, sampling limited to the camera's keyframe interval."""
+    hwaccel: Annotated[Literal[HWACCEL_TYPES] | None, BeforeValidator(_hwaccel)] = None  # type: ignore[valid-type]
+    """Hardware decoding: null (software) | auto (first of cuda, vaapi, qsv that works, else software) | cuda | vaapi | qsv | ...; falls back to software when the device fails."""
+    hwaccel_device: Annotated[str, BeforeValidator(_as_str), Field(min_length=1)] | None = None
+    """Device for hwaccel: e.g. 0 (cuda GPU index) or /dev/dri/renderD128 (vaapi); null = the default device."""
     stall_s: Annotated[float, Field(gt=0, le=3600)] = 10
     """A source that delivers no frame for this long is closed and reopened."""
     open_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10
@@ -193,6 +215,12 @@ class StreamConfig(Section):
     password_file: ConfigPath | None = None
     """File holding the URL's password (the url then names only the user: rtsp://user@host/...)."""
     password: SkipJsonSchema[SecretStr | None] = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _check_hwaccel(self) -> StreamConfig:
+        if self.hwaccel_device is not None and self.hwaccel is None:
+            raise keyed_error("hwaccel_device", "set hwaccel too (e.g. cuda or vaapi); it is null (software)")
+        return self
 
 
 class SceneryConfig(Section):

@@ -10,6 +10,8 @@ from pathlib import Path
 from birdstream.ingest.convert import Size
 from birdstream.ingest.errors import StreamError
 from birdstream.ingest.frames import FrameMaker
+from birdstream.ingest.hwaccel import HwDecodeFailed, HwDecoder
+from birdstream.ingest.hwaccel import for_spec as hw_for_spec
 from birdstream.ingest.interrupt import interruptible
 from birdstream.ingest.media import is_still, list_media, open_video
 from birdstream.ingest.spec import SourceSpec, local_path
@@ -35,6 +37,7 @@ def iter_frames(
     stop = stop or threading.Event()
     kind = spec.kind
     maker = FrameMaker(spec, input_size, want_full=want_full, gate=bool(spec.motion_gate))
+    hw = hw_for_spec(spec)
     if kind == "folder":
         paths = list_media(local_path(spec.url))
         for path in paths:
@@ -42,33 +45,38 @@ def iter_frames(
                 return
             maker.new_file()
             try:
-                yield from _one(maker, spec, path, stop)
+                yield from _one(maker, spec, path, stop, hw)
             except StreamError as err:
                 if on_error is None:
                     raise
                 on_error(err)
         return
     path = local_path(spec.url) if kind == "file" else None
-    yield from _one(maker, spec, path, stop)
+    yield from _one(maker, spec, path, stop, hw)
 
 
-def _one(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: threading.Event) -> Iterator[Frame]:
+def _one(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: threading.Event,
+         hw: HwDecoder | None) -> Iterator[Frame]:
     if path is not None and is_still(path):
         frame = maker.from_still(path)
         if frame is not None:
             yield frame
         return
     label = str(path) if path is not None else spec.label
-    with interruptible(stop):
-        container = open_video(spec, path)
-    try:
-        live = path is None and (spec.kind != "http" or container.duration is None)
-        frames = maker.from_container(container, stop, label=label, path=path, live=live)
-        while True:
-            with interruptible(stop):
-                frame = next(frames, None)
-            if frame is None:
-                return
-            yield frame
-    finally:
-        container.close()
+    for attempt in range(2):  # the second, in software, when the hardware fails to decode
+        with interruptible(stop):
+            container = open_video(spec, path, hw if attempt == 0 else None)
+        try:
+            live = path is None and (spec.kind != "http" or container.duration is None)
+            frames = maker.from_container(container, stop, label=label, path=path, live=live)
+            while True:
+                with interruptible(stop):
+                    frame = next(frames, None)
+                if frame is None:
+                    return
+                yield frame
+        except HwDecodeFailed as exc:
+            assert hw is not None
+            hw.failed("decode", f"{label}: decoding failed: {exc}")
+        finally:
+            container.close()

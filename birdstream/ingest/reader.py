@@ -15,6 +15,8 @@ from birdstream.ingest import metrics
 from birdstream.ingest.convert import Size
 from birdstream.ingest.errors import StreamError
 from birdstream.ingest.frames import FrameMaker
+from birdstream.ingest.hwaccel import HwDecodeFailed, HwDecoder
+from birdstream.ingest.hwaccel import for_spec as hw_for_spec
 from birdstream.ingest.interrupt import interruptible
 from birdstream.ingest.media import FolderWatcher, is_still, list_media, open_video
 from birdstream.ingest.spec import SourceSpec, local_path
@@ -68,6 +70,7 @@ class StreamReader:
         self._emitted: deque[float] = deque()
         self._maker: FrameMaker | None = None
         self._m = metrics.for_stream(spec.id)
+        self._hw: HwDecoder | None = hw_for_spec(spec)
         self._synced_at = 0.0
 
     # -- public -------------------------------------------------------------------------------
@@ -134,7 +137,7 @@ class StreamReader:
         backoff = Backoff(spec.backoff_min_s, spec.backoff_max_s)
         while not self.stop_event.is_set():
             try:
-                container = open_video(spec)
+                container = open_video(spec, hw=self._hw)
             except StreamError as err:
                 if not live and err.kind in FATAL_FOR_FILES:
                     raise
@@ -153,6 +156,10 @@ class StreamReader:
                     self._deliver(frame)
                     if self.stop_event.is_set():
                         break
+            except HwDecodeFailed as exc:
+                assert self._hw is not None
+                self._hw.failed("decode", f"decoding failed: {exc}")
+                continue  # reopen at once, in software
             except StreamError as err:
                 self._count_error(err)
                 if not live:
@@ -201,13 +208,18 @@ class StreamReader:
                 if frame is not None:
                     self._deliver(frame)
                 return
-            container = open_video(self.spec, path)
-            try:
-                for frame in maker.from_container(container, self.stop_event, label=str(path),
-                                                  path=path, live=False):
-                    self._deliver(frame)
-            finally:
-                container.close()
+            for attempt in range(2):  # the second, in software, when the hardware fails to decode
+                container = open_video(self.spec, path, self._hw if attempt == 0 else None)
+                try:
+                    for frame in maker.from_container(container, self.stop_event, label=str(path),
+                                                      path=path, live=False):
+                        self._deliver(frame)
+                    break
+                except HwDecodeFailed as exc:
+                    assert self._hw is not None
+                    self._hw.failed("decode", f"{path}: decoding failed: {exc}")
+                finally:
+                    container.close()
         except StreamError as err:
             self._count_error(err)
             log.warning("stream %s: %s", self.spec.id, err)

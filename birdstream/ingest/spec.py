@@ -46,6 +46,8 @@ class SourceSpec:
     watch: bool = False  # folder: after the existing files, keep picking up new ones
     watch_interval_s: float = 2.0
     decode_threads: int = 0  # 0 = FFmpeg chooses
+    hwaccel: str | None = None  # None = software; "auto"; or an FFmpeg device type ("cuda", "vaapi", ...)
+    hwaccel_device: str | None = None  # e.g. "0" (cuda) or "/dev/dri/renderD128" (vaapi); None = default
     max_image_pixels: int = 120_000_000  # larger stills are refused (decompression bombs)
     options: dict[str, str] = field(default_factory=dict)  # extra FFmpeg demuxer/protocol options
 
