@@ -172,7 +172,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _looks_like_path(weights: str) -> bool:
-    from birdstream.config.models import _looks_like_path as looks
+    from birdstream.config.base import _looks_like_path as looks
 
     return looks(weights)
 
