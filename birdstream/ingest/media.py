@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 import warnings
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -58,8 +60,8 @@ def open_video(spec: SourceSpec, path: Path | None = None,
     label = str(path) if path is not None else spec.label
     if path is None and spec.kind in ("file", "v4l2"):
         path = local_path(spec.url)
-    if path is not None and not path.exists():
-        raise StreamError(label, "not_found")
+    if path is not None:
+        check_local(path, label, device=spec.kind == "v4l2")
     target = str(path) if path is not None else spec.url
     fmt, opts = ffmpeg_options(spec) if path is None or spec.kind == "v4l2" else (None, {})
     network = spec.kind in ("rtsp", "http", "rtmp")
@@ -93,6 +95,18 @@ def open_video(spec: SourceSpec, path: Path | None = None,
         container.close()
         raise
     return container
+
+
+def check_local(path: Path, label: str, *, device: bool = False) -> None:
+    """A local source must exist and be a regular file (or a device): opening a FIFO would block forever."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise StreamError(label, "not_found") from None
+    except OSError as exc:
+        raise classify(exc, label) from None
+    if not (stat.S_ISREG(mode) or (device and stat.S_ISCHR(mode))):
+        raise StreamError(label, "not_video", "not a regular file")
 
 
 def _choose(hw: HwDecoder | None) -> tuple[str, av.codec.hwaccel.HWAccel] | None:
@@ -138,8 +152,7 @@ def file_time(container: av.container.InputContainer, path: Path) -> float:
 def open_still(path: Path, max_pixels: int) -> Image.Image:
     """Open an image lazily (header only), refusing decompression bombs with a clear error."""
     label = str(path)
-    if not path.exists():
-        raise StreamError(label, "not_found")
+    check_local(path, label)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -179,7 +192,10 @@ def _still_sort_time(path: Path) -> float:
         with Image.open(path) as image:
             return still_time(image, path)
     except (OSError, ValueError, Image.DecompressionBombError):
-        return path.stat().st_mtime
+        try:
+            return path.stat().st_mtime
+        except OSError:  # gone meanwhile: reading it will report that
+            return 0.0
 
 
 def is_media(path: Path) -> bool:
@@ -187,18 +203,33 @@ def is_media(path: Path) -> bool:
     return (suffix in STILL_SUFFIXES or suffix in CLIP_SUFFIXES) and not path.name.startswith(".")
 
 
-def list_media(folder: str | os.PathLike) -> list[Path]:
-    """A folder's media, recursively: stills by EXIF DateTimeOriginal (else mtime), then clips by name."""
+def list_media(folder: str | os.PathLike,
+               on_error: Callable[[StreamError], None] | None = None) -> list[Path]:
+    """A folder's media, recursively: stills by EXIF DateTimeOriginal (else mtime), then clips by name.
+
+    An unreadable folder raises StreamError; an unreadable subfolder goes to `on_error` (default:
+    a logged warning) and the rest is listed.
+    """
     root = Path(folder)
     if not root.is_dir():
         raise StreamError(str(root), "not_found", "no such folder")
+
+    def walk_error(exc: OSError) -> None:
+        err = classify(exc, exc.filename or str(root))
+        if Path(exc.filename or root) == root:
+            raise err
+        if on_error is None:
+            log.warning("%s; skipped", err)
+        else:
+            on_error(err)
+
     stills: list[Path] = []
     clips: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=walk_error):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
             path = Path(dirpath, name)
-            if not is_media(path):
+            if not is_media(path) or not path.is_file():
                 continue
             (stills if path.suffix.lower() in STILL_SUFFIXES else clips).append(path)
     stills.sort(key=lambda p: (_still_sort_time(p), str(p)))
@@ -229,6 +260,8 @@ class FolderWatcher:
                 try:
                     st = path.stat()
                 except OSError:
+                    continue
+                if not stat.S_ISREG(st.st_mode):
                     continue
                 sig = (st.st_size, st.st_mtime)
                 if st.st_size > 0 and self._sizes.get(path) == sig and time.time() - st.st_mtime > 0.5:

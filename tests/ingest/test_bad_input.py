@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -156,3 +157,19 @@ def test_reader_with_missing_camera_keeps_retrying(collector, readers) -> None:
     assert collector.states == ["reconnecting"] and "not found" in r.status.error
     r.stop()
     assert r.join(1.0)
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_is_refused_at_once_not_waited_on(media: Path, good: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+    assert "not a regular file" in one_line_error(fifo, "not_video")
+    os.mkfifo(tmp_path / "pipe.jpg")
+    assert "not a regular file" in one_line_error(tmp_path / "pipe.jpg", "not_video")
+    # in a folder, a FIFO (even with a media name) is no media file; the real clip is still read
+    (tmp_path / "card").mkdir()
+    os.mkfifo(tmp_path / "card" / "a.jpg")
+    os.mkfifo(tmp_path / "card" / "b.mp4")
+    (tmp_path / "card" / "c.mp4").write_bytes(good.read_bytes())
+    frames = read_all(tmp_path / "card")
+    assert frames and {Path(f.source).name for f in frames} == {"c.mp4"}
