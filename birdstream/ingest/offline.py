@@ -39,7 +39,7 @@ def iter_frames(
     maker = FrameMaker(spec, input_size, want_full=want_full, gate=bool(spec.motion_gate))
     hw = hw_for_spec(spec)
     if kind == "folder":
-        paths = list_media(local_path(spec.url))
+        paths = list_media(local_path(spec.url), on_error)
         for path in paths:
             if stop.is_set():
                 return

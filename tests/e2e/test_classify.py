@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
+import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
 import jsonschema
+import pytest
 from PIL import Image
 
 from birdstream.publish import load_schema
-from tests.e2e.conftest import BLUE, RED, json_lines
-from tests.support.cli import run_cli
+from tests.e2e.conftest import BLUE, RED, birdstream_cmd, json_lines
+from tests.support.cli import birdstream_env, run_cli
 from tests.support.video import Box, make_video
 
 BIRD = (110, 70, 100, 90)  # x, y, w, h on 320x240: about 12% of the frame
@@ -121,3 +125,37 @@ def test_speed_options_reach_the_classifier_and_ingest(tmp_path: Path, planted: 
     assert result.returncode == 0, result.stderr
     visits = sightings(json_lines(result.stdout))
     assert [(v[0]["species"], v[-1]["event"]) for v in visits.values()] == [("Scarlet Tanager", "end")]
+
+
+def _without_file_permission_override(args: list[str]) -> list[str]:
+    """Run as root would otherwise read anything: drop the capabilities that bypass file modes."""
+    if os.geteuid() != 0:
+        return args
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: cannot make a file unreadable")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *args]
+
+
+def test_unreadable_folders_are_named_not_silently_empty(tmp_path: Path, planted: Path) -> None:
+    video = make_video(tmp_path / "ok.mp4", duration_s=2, fps=5)
+    locked = tmp_path / "locked"
+    (locked / "inner").mkdir(parents=True)
+    shutil.copy(video, locked / "inner" / "a.mp4")
+    card = tmp_path / "card"
+    (card / "sub").mkdir(parents=True)
+    shutil.copy(video, card / "b.mp4")
+    shutil.copy(video, card / "sub" / "c.mp4")
+    locked.chmod(0)
+    (card / "sub").chmod(0)
+    try:
+        result = subprocess.run(_without_file_permission_override(
+            birdstream_cmd("classify", "-q", "--model", str(planted), str(locked), str(card))),
+            env=birdstream_env(), capture_output=True, text=True, timeout=240, check=False)
+    finally:
+        locked.chmod(0o755)
+        (card / "sub").chmod(0o755)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"birdstream: error: {locked}: permission denied",
+        f"birdstream: error: {card / 'sub'}: permission denied",
+    ]
