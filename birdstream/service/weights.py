@@ -24,6 +24,11 @@ def check_checkpoint_file(path: Path, what: str = "model.weights") -> None:
     if not path.is_file():
         raise CheckpointError(f"{what}: {path}: not a file")
     try:
+        with open(path, "rb"):  # is_zipfile() would hide an unreadable file behind "not a zip"
+            pass
+    except OSError as exc:
+        raise CheckpointError(f"{what}: {path}: cannot read: {exc.strerror or exc}") from None
+    try:
         if not zipfile.is_zipfile(path):
             raise CheckpointError(f"{what}: {path}: not a zip-format torch checkpoint")
         with zipfile.ZipFile(path) as archive:
