@@ -141,10 +141,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         sys.stdout.write(json_schema())
         return EXIT_OK
     config = _load(args)
-    if _is_path(config.model.weights):
-        from birdstream.service.weights import check_checkpoint_file
-
-        check_checkpoint_file(Path(config.model.weights), f"{args.config}: model.weights")
+    _check_weights(config.model.weights, f"{args.config}: model.weights")
     enabled = sum(1 for s in config.streams if s.enabled)
     sys.stdout.write(f"# {args.config}: valid ({enabled} of {len(config.streams)} streams enabled)\n")
     sys.stdout.write(to_yaml(redacted(config)))
@@ -163,12 +160,23 @@ def cmd_classify(args: argparse.Namespace) -> int:
         model_update["precision"] = args.precision
     if model_update:
         config = _override_model(config, model_update)
-    if _is_path(config.model.weights):
-        from birdstream.service.weights import check_checkpoint_file
-
-        check_checkpoint_file(Path(config.model.weights), "--model" if args.model else "model.weights")
+    _check_weights(config.model.weights, "--model" if args.model else "model.weights")
     classify_main = _lazy("birdstream.offline", "classify_main", "classify")
     return int(classify_main(args, config))
+
+
+def _check_weights(weights: str, what: str) -> None:
+    """A weights path must hold a Birder checkpoint; anything else must be a published name."""
+    from birdstream.model.registry import KNOWN_WEIGHTS
+    from birdstream.service.weights import check_checkpoint_file
+
+    if weights in KNOWN_WEIGHTS:
+        return
+    if _is_path(weights) or Path(weights).exists():
+        check_checkpoint_file(Path(weights), what)
+        return
+    raise CheckpointError(f"{what}: {weights!r} is not a known weights name "
+                          f"({', '.join(sorted(KNOWN_WEIGHTS))}) nor a path to a .pt file")
 
 
 def _looks_like_path(weights: str) -> bool:

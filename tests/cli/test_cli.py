@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
-from tests.support.cli import REPO, run_cli
+from tests.support.cli import REPO, birdstream_env, run_cli
 
 CONFIG = """station: garden
 streams:
@@ -116,3 +121,32 @@ def test_bench_prints_images_per_second_per_batch_size(tmp_path: Path) -> None:
     rows = [line.split() for line in result.stdout.strip().splitlines()[1:]]
     assert [row[0] for row in rows] == ["1", "2"]
     assert all(float(row[1]) > 0 and float(row[2]) > 0 for row in rows)
+
+
+def test_check_config_refuses_weights_that_are_neither_a_name_nor_a_checkpoint(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("station: g\nmodel:\n  weights: vit_parallel_typo\nstreams:\n  - {id: a, url: a.mp4}\n")
+    result = run_cli("check-config", "-c", str(config))
+    assert result.returncode == 2, result.stdout
+    assert result.stderr.splitlines() == [
+        f"birdstream: error: {config}: model.weights: 'vit_parallel_typo' is not a known weights name "
+        "(vit_parallel_s16_18x2_ls_avg_data2vec-intermediate-arabian-peninsula, "
+        "vit_parallel_s16_18x2_ls_avg_data2vec-intermediate-eu-common, "
+        "vit_parallel_s16_18x2_ls_avg_data2vec-intermediate-il-all) nor a path to a .pt file"]
+    config.write_text("station: g\nmodel:\n  weights: vit_parallel_s16_18x2_ls_avg_data2vec-intermediate-eu-common\n"
+                      "streams:\n  - {id: a, url: a.mp4}\n")
+    assert run_cli("check-config", "-c", str(config)).returncode == 0
+
+
+def test_an_unreadable_weights_file_says_so(tmp_path: Path) -> None:
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: cannot make a file unreadable")
+    weights = tmp_path / "w.pt"
+    shutil.copy(REPO / "tests/model/fixtures/tiny_vit_parallel.pt", weights)
+    weights.chmod(0)
+    code = ("import sys; from pathlib import Path; from birdstream.service.weights import check_checkpoint_file\n"
+            "try:\n    check_checkpoint_file(Path(sys.argv[1]))\nexcept Exception as e:\n    print(e)\n")
+    prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    result = subprocess.run([*prefix, sys.executable, "-c", code, str(weights)], env=birdstream_env(),
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.stdout.strip() == f"model.weights: {weights}: cannot read: Permission denied", result.stderr
