@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ from birdstream.errors import BirdstreamError, CheckpointError, ConfigError, Dow
 
 log = logging.getLogger("birdstream")
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 class Unavailable(BirdstreamError):
@@ -268,19 +269,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     setup_logging("INFO" if args.command == "run" else "WARNING")
     command, codes = COMMANDS[args.command]
+    if args.command != "run":  # the daemon handles its own signals
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return command(args)
     except BirdstreamError as exc:
         sys.stderr.write(f"birdstream: error: {_one_line(str(exc))}\n")
         return next((code for kind, code in codes.items() if isinstance(exc, kind)), EXIT_FAILURE)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         sys.stderr.write("birdstream: interrupted\n")
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_FAILURE  # stdout closed early (e.g. piped into head)
     except Exception:
         log.exception("internal error in %s", args.command)
         return EXIT_FAILURE
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that output files (--out, --summary) are closed complete."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def _one_line(text: str) -> str:

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -159,3 +160,31 @@ def test_unreadable_folders_are_named_not_silently_empty(tmp_path: Path, planted
         f"birdstream: error: {locked}: permission denied",
         f"birdstream: error: {card / 'sub'}: permission denied",
     ]
+
+
+def test_sigterm_closes_the_outputs_complete(tmp_path: Path, planted: Path) -> None:
+    # A red bird arrives at 3 s and sits for hours: its first sighting ends after still_limit_s
+    # (300 s of media), long before the file does.
+    long_video = tmp_path / "long.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "color=c=gray:size=96x96:rate=5,drawbox=x=20:y=20:w=50:h=50:color=red:t=fill:enable='gte(t,3)'",
+                    "-t", "20000", "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", str(long_video)],
+                   check=True, timeout=120)
+    out, summary = tmp_path / "out.jsonl", tmp_path / "summary.csv"
+    proc = subprocess.Popen(birdstream_cmd("classify", "-q", "--model", str(planted), "--out", str(out),
+                                           "--summary", str(summary), str(long_video)),
+                            env=birdstream_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while '"end"' not in (out.read_text() if out.exists() else ""):
+            assert proc.poll() is None and time.monotonic() < deadline, "no sighting ended"
+            time.sleep(0.1)
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and stderr.strip() == "birdstream: interrupted", stderr
+    ended = [e["id"] for e in json_lines(out.read_text()) if e["event"] == "end"]
+    with summary.open() as f:
+        rows = list(csv.DictReader(f))
+    assert ended and [r["id"] for r in rows] == ended
