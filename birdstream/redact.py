@@ -36,6 +36,14 @@ def redact_text(text: str) -> str:
     """Free text (a log record, an FFmpeg message) with every URL in it redacted."""
     if "://" not in text:
         return text
-    text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+    text = _URL_IN_TEXT.sub(_redact_match, text)
     # A URL the pattern above cut short (e.g. a quote inside the password) still loses its userinfo.
     return _USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
+
+
+def _redact_match(m: re.Match[str]) -> str:
+    # Punctuation that closes the sentence around a URL ("stream x (URL): ...") is not part of it:
+    # a secret query value would otherwise swallow it.
+    url = m.group(0)
+    core = url.rstrip(")].,;:")
+    return redact_url(core) + url[len(core):]

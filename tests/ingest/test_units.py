@@ -29,6 +29,11 @@ def test_redact_text_finds_urls_in_messages() -> None:
     assert "rtsp://***@10.0.0.5/x" in redact_text(msg)
 
 
+def test_redact_text_keeps_the_punctuation_after_a_url() -> None:
+    msg = "stream cam (rtsp://v:pw@10.0.0.5/s?token=abc): unreachable; see http://u:p@h/a?key=k."
+    assert redact_text(msg) == "stream cam (rtsp://***@10.0.0.5/s?token=***): unreachable; see http://***@h/a?key=***."
+
+
 def test_source_kinds(tmp_path) -> None:
     assert source_kind("rtsp://h/x") == "rtsp"
     assert source_kind("rtsps://h/x") == "rtsp"
