@@ -85,20 +85,22 @@ class Outbox:
         """Store messages in one transaction (in order); return their row ids."""
         now = self._clock()
         ids: list[int] = []
+        count = self._count  # applied only once committed: a failed put (disk full) changes nothing
         with self._tx() as db:
             for msg in messages:
                 if msg.key is not None:
-                    self._count -= db.execute("DELETE FROM outbox WHERE key = ?", (msg.key,)).rowcount
+                    count -= db.execute("DELETE FROM outbox WHERE key = ?", (msg.key,)).rowcount
                 cur = db.execute(
                     "INSERT INTO outbox (topic, payload, retain, key, created) VALUES (?, ?, ?, ?, ?)",
                     (msg.topic, msg.payload, int(msg.retain), msg.key, now),
                 )
                 ids.append(int(cur.lastrowid or 0))
-                self._count += 1
-            over = self._count - self.options.max_messages
+                count += 1
+            over = count - self.options.max_messages
             if over > 0:
                 db.execute("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)", (over,))
-                self._count -= over
+                count -= over
+        self._count = count
         if over > 0:
             metrics.OUTBOX_DROPPED.labels(reason="full").inc(over)
             log.warning(
@@ -160,4 +162,11 @@ class _Transaction:
         return self.db
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        # SQLite may already have rolled back (SQLITE_FULL, SQLITE_IOERR): a second ROLLBACK would
+        # hide the real error; a failed COMMIT must not leave the transaction open for the next put.
+        try:
+            if exc_type is None:
+                self.db.execute("COMMIT")
+        finally:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")

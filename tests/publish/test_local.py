@@ -41,6 +41,28 @@ def test_full_outbox_drops_oldest_counted_and_logged(tmp_path: Path, caplog) -> 
     reopened.close()
 
 
+def test_a_full_disk_fails_the_put_with_its_own_error_and_changes_nothing(tmp_path: Path) -> None:
+    import sqlite3
+
+    box = Outbox(tmp_path / "o.sqlite3", OutboxOptions())
+    box.put([OutMessage("s", b"status", True, "status/x")])
+    box._db.execute("PRAGMA max_page_count=12")  # SQLite's own "database or disk is full" (SQLITE_FULL)
+    failures = 0
+    for i in range(50):
+        try:  # a small message that fits, then a big one that does not; the first replaces the key's row
+            box.put([OutMessage("s", b"status%d" % i, True, "status/x"), OutMessage("t", os.urandom(4000))])
+        except sqlite3.OperationalError as err:
+            assert "full" in str(err)
+            failures += 1
+        assert len(box) == box._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+    assert failures
+    box._db.execute("PRAGMA max_page_count=1000000")  # space again
+    box.put([OutMessage("t", b"after")])
+    assert len(box) == box._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+    assert box.after(0, 1000)[-1].payload == b"after"
+    box.close()
+
+
 def test_outbox_age_limit_and_latest_wins_keys(tmp_path: Path) -> None:
     now = [1000.0]
     box = Outbox(tmp_path / "o.sqlite3", OutboxOptions(max_age_days=1.0), clock=lambda: now[0])
