@@ -24,3 +24,8 @@ BAD_PREDICTIONS = Counter(
     "Predictions dropped by the tracker (wrong length or not finite)",
     ["stream"],
 )
+CLOCK_JUMPS = Counter(
+    "birdstream_track_clock_jumps_total",
+    "Times a stream's frame times went back by more than end_after_s (the wall clock was set back)",
+    ["stream"],
+)

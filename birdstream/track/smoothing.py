@@ -38,6 +38,11 @@ class Smoother:
         self._t = t if self._t is None else max(self._t, t)
         return self.value
 
+    def shift(self, dt: float) -> None:
+        """Move the timeline by dt seconds (the wall clock was set)."""
+        if self._t is not None:
+            self._t += dt
+
 
 class DecayingMean:
     """Mean of vectors weighted by exp(-age / tau); the first vector counts in full."""
@@ -64,3 +69,8 @@ class DecayingMean:
         self._sum += vec
         self._weight += 1.0
         self._t = t if self._t is None else max(self._t, t)
+
+    def shift(self, dt: float) -> None:
+        """Move the timeline by dt seconds (the wall clock was set)."""
+        if self._t is not None:
+            self._t += dt

@@ -128,9 +128,10 @@ class SightingTracker:
                 )
             return []
         t = float(frame.captured_at)
+        events = self._clock_set_back(t)
         if self._fed is None or t >= self._fed[0]:
             self._fed = (t, self._clock())
-        events = self._expire(t)
+        events += self._expire(t)
         s = self._smoother.add(probs, t)
         moving, quiet = self._motion(frame)
         if moving:
@@ -174,6 +175,30 @@ class SightingTracker:
             return False, True
         # A background model has nothing to compare the very first frame with.
         return self._frames_seen > 0, False
+
+    def _clock_set_back(self, t: float) -> list[SightingEvent]:
+        """Frames that go back in time by more than end_after_s: the wall clock was set back.
+
+        Times before and after are not comparable: the open sighting ends (as it was, on the old
+        timeline) and the tracker carries on from the new time. Without this, the sighting would
+        either end at every tick or never, until the clock caught up again.
+        """
+        if self._fed is None:
+            return []
+        expected = self._fed[0] + (self._clock() - self._fed[1])
+        jump = t - expected
+        if -jump <= self.options.end_after_s or self._fed[0] - t <= self.options.end_after_s:
+            return []
+        log.warning("stream %s: the clock went back by %.0f s; tracking goes on from the new time",
+                    self.stream_id, -jump)
+        metrics.CLOCK_JUMPS.labels(stream=self.stream_id).inc()
+        self._fed = None
+        self._cand = None
+        self._smoother.shift(jump)
+        self._baseline.shift(jump)
+        if self._last_motion_t is not None:
+            self._last_motion_t += jump
+        return [self._end("clock")] if self._open is not None else []
 
     def _expire(self, now: float) -> list[SightingEvent]:
         limit = self.options.end_after_s

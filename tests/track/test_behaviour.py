@@ -156,3 +156,23 @@ def test_importing_the_tracker_does_not_import_torch():
 
     code = "import sys, birdstream.track; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_wall_clock_set_back_splits_once_then_tracks_on_the_new_time():
+    """Live frames carry wall-clock time; the daemon ticks without a time (steady clock)."""
+    steady = [0.0]
+    tracker = make_tracker(TrackOptions(), clock=lambda: steady[0])
+    bird, empty = Seg(1, {H: 0.9}, motion=MOVE), Seg(1, motion=MOVE)
+    events = []
+    # 10 s of bird, then the clock is set back an hour; the bird stays 20 s more, then leaves for 30 s.
+    for second, seg, offset in [*[(s, bird, 0.0) for s in range(10)], *[(s, bird, -3600.0) for s in range(10, 30)],
+                                *[(s, empty, -3600.0) for s in range(30, 60)]]:
+        for t, frame, p in frames(seg, start=second + offset):
+            steady[0] = second + (t - second - offset)
+            events += tracker.update(Prediction(frame=frame, probs=p))
+        steady[0] = second + 1.0
+        events += tracker.tick()
+    got = sightings(events)
+    assert [g["kinds"].count("start") for g in got] == [1, 1], got
+    assert all(g["kinds"][-1] == "end" for g in got), got
+    assert -3600 + 10 <= got[1]["start"] <= -3600 + 12 and -3600 + 29 <= got[1]["end"] <= -3600 + 32, got
