@@ -251,10 +251,12 @@ class FolderWatcher:
 
     def poll(self) -> list[Path]:
         ready: list[Path] = []
+        present: set[Path] = set()
         for dirpath, dirnames, filenames in os.walk(self.folder):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 path = Path(dirpath, name)
+                present.add(path)
                 if path in self.seen or not is_media(path):
                     continue
                 try:
@@ -270,4 +272,8 @@ class FolderWatcher:
                     self._sizes.pop(path, None)
                 else:
                     self._sizes[path] = sig
+        # Forget files that were deleted (a card emptied by hand, a rotating folder): months of
+        # new files must not grow these without bound.
+        self.seen &= present
+        self._sizes = {p: sig for p, sig in self._sizes.items() if p in present}
         return ready

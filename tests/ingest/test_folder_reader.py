@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime
 from pathlib import Path
@@ -124,3 +125,24 @@ def test_prometheus_counters(clip: Path, collector, readers) -> None:
     assert value("birdstream_ingest_frames_gated_total") == 1
     assert REGISTRY.get_sample_value("birdstream_ingest_state",
                                      {"stream": "metrics-test", "state": "stopped"}) == 1.0
+
+
+def test_folder_watcher_forgets_deleted_files(tmp_path: Path) -> None:
+    from birdstream.ingest.media import FolderWatcher
+
+    old = [tmp_path / f"old{i}.jpg" for i in range(3)]
+    for path in old:
+        path.write_bytes(b"x")
+    watcher = FolderWatcher(tmp_path, set(old))
+    growing = tmp_path / "growing.jpg"
+    growing.write_bytes(b"x")
+    assert watcher.poll() == []  # not yet known to be complete
+    for path in [*old, growing]:
+        path.unlink()
+    assert watcher.poll() == []
+    assert watcher.seen == set() and watcher._sizes == {}
+    again = tmp_path / "old0.jpg"  # a new file may reuse a deleted file's name
+    again.write_bytes(b"y")
+    os.utime(again, (time.time() - 5, time.time() - 5))
+    watcher.poll()
+    assert watcher.poll() == [again]
