@@ -236,7 +236,9 @@ class StreamReader:
     def _deliver(self, frame: Frame) -> None:
         now = time.monotonic()
         with self._lock:
-            self._last_frame_at = frame.captured_at
+            # When it arrived, not the frame's own time: a file's frames carry the file's time
+            # (days old), which made a playing file look stalled to the health check and watchdog.
+            self._last_frame_at = time.time()
             self._emitted.append(now)
         if now - self._synced_at > 1.0:
             self._synced_at = now

@@ -146,3 +146,21 @@ def test_folder_watcher_forgets_deleted_files(tmp_path: Path) -> None:
     os.utime(again, (time.time() - 5, time.time() - 5))
     watcher.poll()
     assert watcher.poll() == [again]
+
+
+def test_a_playing_file_is_healthy_although_its_frames_carry_an_old_date(clip: Path, collector, readers) -> None:
+    from birdstream.service.supervisor import Supervisor
+
+    # clip's frames carry its creation time (2024): the health check must judge arrival, not that
+    r = StreamReader(SourceSpec(id="f", url=str(clip), realtime=True, loop=True, sample_fps=2), input_size=(16, 16),
+                     emit=collector.emit, on_status=collector.on_status)
+    readers.append(r)
+    started = time.time()
+    r.start()
+    collector.wait(lambda: len(collector.frames) >= 2, timeout=30, what="frames")
+    assert collector.frames[0].captured_at < started - 86400
+    supervisor = Supervisor(health_file=None, stale_s=5.0)
+    supervisor.watch_streams(lambda: [r.status])
+    snap = supervisor.tick()
+    assert snap.healthy, snap.reasons
+    assert r.status.last_frame_at is not None and r.status.last_frame_at >= started
