@@ -40,6 +40,8 @@ def iter_frames(
     hw = hw_for_spec(spec)
     if kind == "folder":
         paths = list_media(local_path(spec.url), on_error)
+        if not paths:
+            log.warning("%s: no video or image files in this folder (nothing classified)", local_path(spec.url))
         for path in paths:
             if stop.is_set():
                 return

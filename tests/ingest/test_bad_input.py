@@ -173,3 +173,12 @@ def test_a_fifo_is_refused_at_once_not_waited_on(media: Path, good: Path, tmp_pa
     (tmp_path / "card" / "c.mp4").write_bytes(good.read_bytes())
     frames = read_all(tmp_path / "card")
     assert frames and {Path(f.source).name for f in frames} == {"c.mp4"}
+
+
+def test_a_folder_without_media_says_so(tmp_path: Path, caplog) -> None:
+    (tmp_path / "notes.txt").write_text("no pictures here")
+    (tmp_path / "IMG_0001.CR2").write_bytes(b"raw")
+    caplog.set_level(logging.WARNING, logger="birdstream.ingest")
+    assert read_all(tmp_path) == []
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path}: no video or image files in this folder (nothing classified)"]
