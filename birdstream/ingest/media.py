@@ -62,7 +62,8 @@ def open_video(spec: SourceSpec, path: Path | None = None,
         path = local_path(spec.url)
     if path is not None:
         check_local(path, label, device=spec.kind == "v4l2")
-    target = str(path) if path is not None else spec.url
+    # Absolute: FFmpeg reads a relative "06:00.mp4" or "file:x.mp4" as a protocol name.
+    target = str(path.absolute()) if path is not None else spec.url
     fmt, opts = ffmpeg_options(spec) if path is None or spec.kind == "v4l2" else (None, {})
     network = spec.kind in ("rtsp", "http", "rtmp")
     container = None

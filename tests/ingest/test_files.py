@@ -94,3 +94,11 @@ def test_file_without_creation_time_uses_mtime(media: Path) -> None:
 def test_mjpeg_avi(media: Path) -> None:
     path = make_video(media / "trap.avi", duration_s=1.0, fps=10, size=(64, 48), codec="mjpeg")
     assert len(frames(path, sample_fps=2)) == 2
+
+
+@pytest.mark.parametrize("name", ["06:00.mp4", "file:x.mp4", "http:clip.mp4", "ü ñ #1?.mp4"])
+def test_odd_file_names_given_relative(clip: Path, tmp_path: Path, monkeypatch, name: str) -> None:
+    (tmp_path / name).write_bytes(clip.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    frames = list(iter_frames(SourceSpec(id="t", url=name, sample_fps=2), (16, 16)))
+    assert len(frames) == 4 and frames[0].source == name
