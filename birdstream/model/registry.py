@@ -54,6 +54,3 @@ KNOWN_WEIGHTS: dict[str, PublishedWeights] = {
     )
 }
 
-
-def is_known_name(name_or_path: str) -> bool:
-    return name_or_path in KNOWN_WEIGHTS

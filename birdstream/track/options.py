@@ -73,15 +73,6 @@ class TrackOptions:
             raise ConfigError(f"sample_fps: must be > 0, got {sample_fps!r}")
         return dataclasses.replace(self, max_frame_s=1.0 / float(sample_fps))
 
-    def enter_for(self, species: str) -> float:
-        """The enter score of one species (its own threshold, else enter_score)."""
-        return float(self.thresholds.get(species, self.enter_score))
-
-    def exit_for(self, species: str) -> float:
-        """The exit score of one species: its enter score scaled like exit_score / enter_score."""
-        enter = self.enter_for(species)
-        return enter * (self.exit_score / self.enter_score)
-
 
 def _check_unit(name: str, value: object, *, low_open: bool = False) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
