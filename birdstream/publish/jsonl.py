@@ -32,6 +32,17 @@ class JsonlLog:
         except OSError as err:
             raise PublishError(f"sightings log {self.path}: cannot open for writing ({err.strerror or err})") from None
         self._size = self._fh.tell()
+        if self._size > 0 and not self._ends_with_newline():
+            # A line cut short (killed mid-write, disk full): end it, or the next event would be
+            # glued to it and both lost to a reader that parses line by line.
+            self._fh.write(b"\n")
+            self._fh.flush()
+            self._size += 1
+
+    def _ends_with_newline(self) -> bool:
+        with open(self.path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) == b"\n"
 
     def write(self, line: bytes) -> None:
         """Append one line (without its newline). OSError propagates to the sink, which counts it."""

@@ -117,6 +117,18 @@ def test_jsonl_rotation_keeps_n_files(tmp_path: Path) -> None:
     assert all(p.stat().st_size <= 100 for p in newest_first)
 
 
+def test_jsonl_after_a_cut_line_starts_on_a_new_line(tmp_path: Path) -> None:
+    (tmp_path / "sightings.jsonl").write_bytes(b'{"i": 0}\n{"i": 1, "pa')  # killed mid-write
+    log = JsonlLog(tmp_path, JsonlOptions())
+    log.write(b'{"i": 2}')
+    log.close()
+    assert (tmp_path / "sightings.jsonl").read_text().splitlines()[-1] == '{"i": 2}'
+    log = JsonlLog(tmp_path, JsonlOptions())  # an intact file gets no empty line
+    log.write(b'{"i": 3}')
+    log.close()
+    assert (tmp_path / "sightings.jsonl").read_text().splitlines()[-2:] == ['{"i": 2}', '{"i": 3}']
+
+
 def test_jsonl_without_broker_and_with_schema(tmp_path: Path, make_publisher) -> None:
     pub = make_publisher(None, snapshots=SnapshotOptions(enabled=False))
     events = list(sighting(3))
