@@ -189,8 +189,8 @@ class SightingTracker:
         jump = t - expected
         if -jump <= self.options.end_after_s or self._fed[0] - t <= self.options.end_after_s:
             return []
-        log.warning("stream %s: the clock went back by %.0f s; tracking goes on from the new time",
-                    self.stream_id, -jump)
+        log.warning("stream %s: frame times went back by %.0f s (wall clock set back, or an older file); "
+                    "tracking goes on from the new time", self.stream_id, -jump)
         metrics.CLOCK_JUMPS.labels(stream=self.stream_id).inc()
         self._fed = None
         self._cand = None
