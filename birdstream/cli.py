@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -150,6 +151,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    for option, path in (("--out", args.out), ("--summary", args.summary)):
+        if path is not None:
+            _check_writable(option, path)
     config = _load(args, require_streams=False, optional=True)
     model_update: dict[str, Any] = {}
     if args.model:
@@ -178,6 +182,17 @@ def _check_weights(weights: str, what: str) -> None:
         return
     raise CheckpointError(f"{what}: {weights!r} is not a known weights name "
                           f"({', '.join(sorted(KNOWN_WEIGHTS))}) nor a path to a .pt file")
+
+
+def _check_writable(option: str, path: Path) -> None:
+    """An output file must be writable before minutes of classifying, with a one-line usage error."""
+    if path.is_dir():
+        raise ConfigError(f"{option}: {path}: is a folder, not a file")
+    folder = path.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{option}: {path}: no such folder {folder}")
+    if not os.access(path if path.exists() else folder, os.W_OK):
+        raise ConfigError(f"{option}: {path}: not writable (permission denied)")
 
 
 def _looks_like_path(weights: str) -> bool:

@@ -188,3 +188,15 @@ def test_sigterm_closes_the_outputs_complete(tmp_path: Path, planted: Path) -> N
     with summary.open() as f:
         rows = list(csv.DictReader(f))
     assert ended and [r["id"] for r in rows] == ended
+
+
+def test_unwritable_outputs_are_usage_errors_before_any_work(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "ok.mp4", duration_s=1, fps=5)
+    missing = tmp_path / "no" / "out.jsonl"
+    for args, message in [
+        (["--out", str(missing)], f"--out: {missing}: no such folder {missing.parent}"),
+        (["--summary", str(tmp_path)], f"--summary: {tmp_path}: is a folder, not a file"),
+    ]:
+        result = classify("-q", *args, str(video))
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.splitlines() == [f"birdstream: error: {message}"]
