@@ -206,7 +206,8 @@ def is_media(path: Path) -> bool:
 
 def list_media(folder: str | os.PathLike,
                on_error: Callable[[StreamError], None] | None = None) -> list[Path]:
-    """A folder's media, recursively: stills by EXIF DateTimeOriginal (else mtime), then clips by name.
+    """A folder's media, recursively: stills folder by folder, each by EXIF DateTimeOriginal (else
+    mtime), then clips by name.
 
     An unreadable folder raises StreamError; an unreadable subfolder goes to `on_error` (default:
     a logged warning) and the rest is listed.
@@ -233,7 +234,9 @@ def list_media(folder: str | os.PathLike,
             if not is_media(path) or not path.is_file():
                 continue
             (stills if path.suffix.lower() in STILL_SUFFIXES else clips).append(path)
-    stills.sort(key=lambda p: (_still_sort_time(p), str(p)))
+    # Folder by folder: stills of two cameras (cam1/, cam2/) interleaved by time would break every
+    # burst into lone stills, and a folder stream would mix the cameras' sightings.
+    stills.sort(key=lambda p: (str(p.parent.relative_to(root)), _still_sort_time(p), str(p)))
     clips.sort(key=lambda p: str(p.relative_to(root)))
     return stills + clips
 

@@ -200,3 +200,21 @@ def test_unwritable_outputs_are_usage_errors_before_any_work(tmp_path: Path) -> 
         result = classify("-q", *args, str(video))
         assert result.returncode == 2, result.stderr
         assert result.stderr.splitlines() == [f"birdstream: error: {message}"]
+
+
+def test_bursts_of_two_cameras_taken_at_the_same_time_stay_bursts(tmp_path: Path, planted: Path) -> None:
+    from datetime import timedelta
+
+    from tests.support.video import make_still
+
+    t0 = datetime(2024, 5, 1, 6, 0, 0)
+    for cam, offset in (("cam1", 0), ("cam2", 1)):
+        (tmp_path / "card" / cam).mkdir(parents=True)
+        for i in range(3):  # the two cameras' stills interleave in time: cam1 at 0, 2, 4 s; cam2 at 1, 3, 5 s
+            make_still(tmp_path / "card" / cam / f"IMG_{i}.jpg", objects=[Box(RED, BIRD)],
+                       taken_at=t0 + timedelta(seconds=2 * i + offset), seed=i)
+    result = classify("-q", "--model", str(planted), str(tmp_path / "card"))
+    assert result.returncode == 0, result.stderr
+    by_id = sightings(json_lines(result.stdout))
+    assert sorted((s[0]["stream"], s[-1]["frames"]) for s in by_id.values()) == [
+        ("cam1/IMG_0.jpg", 3), ("cam2/IMG_0.jpg", 3)]
