@@ -10,6 +10,9 @@ REDACTED = "***"
 # scheme://userinfo@ : userinfo has no '/', '@' or whitespace; the whole of it is replaced.
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 _SECRET_KEYS = re.compile(r"^(pass(word|wd)?|pwd|token|key|secret|auth|sig(nature)?|access_token)$", re.I)
+# user:password@ where the password holds an unencoded / ? or # (so URL parsers see no userinfo):
+# a ':' not followed by a port number, then everything up to the URL's last '@'.
+_LOOSE_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s\[]*:(?!\d*(?:[/?#]|$))\S*@")
 _URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 
@@ -21,6 +24,9 @@ def redact_url(url: str) -> str:
         return _USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", url)
     if not parts.scheme or not parts.netloc:
         return url
+    loose = _LOOSE_USERINFO.match(url)
+    if loose is not None and "@" not in parts.netloc:
+        return redact_url(f"{loose.group('scheme')}{REDACTED}@{url[loose.end():]}")
     netloc = parts.netloc
     if "@" in netloc:
         netloc = f"{REDACTED}@" + netloc.rsplit("@", 1)[1]

@@ -17,6 +17,11 @@ from birdstream.ingest.sampling import MediaClock, MotionGate, Sampler
     ("http://cam/video.mjpg?user=admin&password=s3cret", "http://cam/video.mjpg?user=admin&password=***"),
     ("https://u:p%40ss@cam.local/live.m3u8", "https://***@cam.local/live.m3u8"),
     ("rtsp://10.0.0.5/stream1", "rtsp://10.0.0.5/stream1"),
+    # a password with an unencoded / ? or # hides the userinfo from URL parsers; it is still secret
+    ("rtsp://admin:ab/c9@10.0.0.5/s", "rtsp://***@10.0.0.5/s"),
+    ("rtsp://admin:a?b#c@cam:554/s?token=t", "rtsp://***@cam:554/s?token=***"),
+    ("http://cam:8080/snap?mail=a@b.org", "http://cam:8080/snap?mail=a@b.org"),
+    ("http://[::1]:80/a@b", "http://[::1]:80/a@b"),
     ("/data/clip.mp4", "/data/clip.mp4"),
 ])
 def test_redact_url(url: str, expected: str) -> None:
