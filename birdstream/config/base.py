@@ -35,9 +35,17 @@ def _looks_like_path(value: str) -> bool:
     return "/" in value or value.startswith(("~", ".")) or value.endswith((".pt", ".pth"))
 
 
+# The URL schemes ingest reads (birdstream.ingest.spec; not imported here: it would load PyAV).
+SOURCE_SCHEMES = ("rtsp", "rtsps", "http", "https", "rtmp", "rtmps", "file")
+
+
 def _resolve_source(value: str, info: ValidationInfo) -> str:
     """A URL stays as written; a file, device or folder path resolves like any other path."""
     if _URL_SCHEME.match(value):
+        scheme = value.split("://", 1)[0].lower()
+        if scheme not in SOURCE_SCHEMES:
+            raise ValueError(f"unsupported URL scheme {scheme!r}: use one of {', '.join(SOURCE_SCHEMES)}, "
+                             "a file, a folder or /dev/videoN")
         return value
     return str(_resolve_path(Path(value), info))
 

@@ -46,6 +46,9 @@ CASES = {
                               ":4: streams[0].password_file: cannot read"),
     "roi-shape": (GOOD_STREAM + "    roi: [1, 2, 3]\n", ":4: streams[0].roi: must be [x, y, w, h]"),
     "missing-tls-file": (GOOD_STREAM + "mqtt:\n  tls:\n    ca_file: ca.pem\n", ":6: mqtt.tls.ca_file: no such file"),
+    "unsupported-scheme": ("streams:\n  - id: a\n    url: ftp://cam:s3cret@cam.local/x\n",
+                           ":3: streams[0].url: unsupported URL scheme 'ftp': use one of rtsp, rtsps, http, "
+                           "https, rtmp, rtmps, file, a file, a folder or /dev/videoN (got 'ftp://***@cam.local/x')"),
     "missing-weights": ("model:\n  weights: ./models/bird.pt\n" + GOOD_STREAM, ": model.weights: "),
 }
 
@@ -89,3 +92,10 @@ def test_weights_not_a_checkpoint(tmp_path: Path) -> None:
         assert result.returncode == 2
         assert result.stderr.splitlines() == [
             f"birdstream: error: {config}: model.weights: {tmp_path / weights}: {expected}"]
+
+
+def test_the_config_knows_the_url_schemes_ingest_reads() -> None:
+    from birdstream.config.base import SOURCE_SCHEMES
+    from birdstream.ingest.spec import _SCHEMES
+
+    assert set(SOURCE_SCHEMES) == {*_SCHEMES, "file"}
