@@ -284,8 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     setup_logging("INFO" if args.command == "run" else "WARNING")
     command, codes = COMMANDS[args.command]
-    if args.command != "run":  # the daemon handles its own signals
-        signal.signal(signal.SIGTERM, _terminate)
+    # The daemon handles its own signals; the others stop on SIGTERM like on Ctrl-C.
+    old_handler = signal.signal(signal.SIGTERM, _terminate) if args.command != "run" else None
     try:
         return command(args)
     except BirdstreamError as exc:
@@ -299,6 +299,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:
         log.exception("internal error in %s", args.command)
         return EXIT_FAILURE
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGTERM, old_handler)
 
 
 class Terminated(KeyboardInterrupt):
