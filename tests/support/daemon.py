@@ -10,8 +10,10 @@ Usage::
         d.terminate()                    # SIGTERM, waits for the exit, returns the exit code
     d.events()                           # every line of state_dir/sightings.jsonl
 
-The daemon's stderr (its log) goes to a file, never a pipe, so a chatty daemon cannot block on a
-full pipe. ``stop()`` / the context manager always leave no process behind.
+The daemon's stderr (its log) goes through a pipe, as to journald, and a thread here copies it to
+a file as it comes, so a chatty daemon never blocks on a full pipe and limits set on the daemon
+(e.g. a file-size limit) do not cut its log. ``stop()`` / the context manager leave no process
+behind.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -30,6 +33,12 @@ import yaml
 
 from tests.support.cli import birdstream_env
 from tests.support.notify import NotifyReceiver
+
+
+def _copy_lines(pipe: Any, path: Path) -> None:
+    with pipe, open(path, "ab", buffering=0) as out:
+        for line in pipe:
+            out.write(line)
 
 
 def stream_entry(stream_id: str, url: str | os.PathLike, **options: Any) -> dict[str, Any]:
@@ -104,7 +113,7 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
         self.notify: NotifyReceiver | None = None
         self.runs = 0
-        self._log_fh: Any = None
+        self._pump: threading.Thread | None = None
 
     # -- paths ----------------------------------------------------------------------------------
     @property
@@ -128,11 +137,12 @@ class Daemon:
         self.runs += 1
         sock = self.folder / f"notify-{self.runs}.sock"
         self.notify = NotifyReceiver(sock)
-        self._log_fh = open(self.log_path, "wb")  # noqa: SIM115 - closed in _reap
         env = birdstream_env({"NOTIFY_SOCKET": str(sock), **self._env})
         self.proc = subprocess.Popen([sys.executable, "-m", "birdstream", "run", "-c", str(self.config_path)],
-                                     env=env, stdout=self._log_fh, stderr=subprocess.STDOUT,
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      start_new_session=True)
+        self._pump = threading.Thread(target=_copy_lines, args=(self.proc.stdout, self.log_path), daemon=True)
+        self._pump.start()
         if wait_ready:
             self.wait_ready(ready_timeout)
         return self
@@ -193,9 +203,9 @@ class Daemon:
         self._reap()
 
     def _reap(self) -> None:
-        if self._log_fh is not None:
-            self._log_fh.close()
-            self._log_fh = None
+        if self._pump is not None:
+            self._pump.join(10)  # the pipe is at EOF once the process (group) is gone
+            self._pump = None
         if self.notify is not None:
             self.notify.close()
             self.notify = None
