@@ -41,10 +41,13 @@ class JsonlLog:
         elif self._size > 0 and self._size + len(data) > self.options.max_bytes:
             self._rotate()
         assert self._fh is not None
-        self._fh.write(data)
-        self._fh.flush()
-        if self.options.fsync:
-            os.fsync(self._fh.fileno())
+        try:
+            self._fh.write(data)
+            self._fh.flush()
+            if self.options.fsync:
+                os.fsync(self._fh.fileno())
+        except OSError as err:  # name the file: "File too large" alone does not say which
+            raise OSError(err.errno, err.strerror or str(err), str(self.path)) from None
         self._size += len(data)
         metrics.JSONL_LINES.inc()
 
@@ -66,8 +69,12 @@ class JsonlLog:
         self._open()
 
     def close(self) -> None:
-        if self._fh is not None:
-            try:
-                self._fh.close()
-            finally:
-                self._fh = None
+        """Close the file; lines that still cannot be written (disk full) are reported, not raised."""
+        fh, self._fh = self._fh, None
+        if fh is None:
+            return
+        try:
+            fh.close()
+        except OSError as err:
+            metrics.SINK_ERRORS.labels(sink="jsonl").inc()
+            log.error("sightings log %s: the last lines could not be written (%s)", self.path, err.strerror or err)
