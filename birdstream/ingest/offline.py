@@ -52,15 +52,45 @@ def iter_frames(
     yield from _one(maker, spec, path, stop)
 
 
+def _is_image_container(container) -> bool:
+    """FFmpeg reads a lone picture as a one-frame video (image2, jpeg_pipe, png_pipe, ...)."""
+    name = container.format.name or ""
+    return name == "image2" or name.endswith("_pipe")
+
+
 def _one(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: threading.Event) -> Iterator[Frame]:
     if path is not None and is_still(path):
+        try:
+            frame = maker.from_still(path)
+        except StreamError as err:
+            if err.kind != "not_video":
+                raise
+            # A clip under a picture's name (renamed on the card): read it as what it is, else the
+            # picture's error stands.
+            try:
+                with interruptible(stop):
+                    open_video(spec, path).close()
+            except StreamError:
+                raise err from None
+            yield from _clip(maker, spec, path, stop)
+            return
+        if frame is not None:
+            yield frame
+        return
+    yield from _clip(maker, spec, path, stop)
+
+
+def _clip(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: threading.Event) -> Iterator[Frame]:
+    label = str(path) if path is not None else spec.label
+    with interruptible(stop):
+        container = open_video(spec, path)
+    if path is not None and _is_image_container(container):
+        # A picture under a clip's name: judged as the still it is (one frame makes no video sighting).
+        container.close()
         frame = maker.from_still(path)
         if frame is not None:
             yield frame
         return
-    label = str(path) if path is not None else spec.label
-    with interruptible(stop):
-        container = open_video(spec, path)
     try:
         live = path is None and (spec.kind != "http" or container.duration is None)
         frames = maker.from_container(container, stop, label=label, path=path, live=live)
