@@ -29,9 +29,19 @@ class JsonlLog:
     def _open(self) -> None:
         try:
             self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open for the daemon's life
+            self._size = self._fh.tell()
+            if self._size and not self._ends_with_newline():
+                # A line cut by a power cut: end it, so the next event is a line of its own.
+                self._fh.write(b"\n")
+                self._fh.flush()
+                self._size += 1
         except OSError as err:
             raise PublishError(f"sightings log {self.path}: cannot open for writing ({err.strerror or err})") from None
-        self._size = self._fh.tell()
+
+    def _ends_with_newline(self) -> bool:
+        with open(self.path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) == b"\n"
 
     def write(self, line: bytes) -> None:
         """Append one line (without its newline). OSError propagates to the sink, which counts it."""
