@@ -134,3 +134,32 @@ def test_sigkill_at_a_random_moment_loses_nothing(
         sub.wait_until(lambda msgs: event_keys(json.loads(m.payload) for m in msgs) >= keys, timeout=30)
         assert event_keys(received_events(sub)) == keys
         assert len(keys) == len(events)
+    for sid, evs in sightings_by_id(events).items():  # the one open at the kill was ended by the restart
+        assert [e["seq"] for e in evs] == list(range(len(evs))), sid
+        assert evs[0]["event"] == "start" and evs[-1]["event"] == "end", (sid, [e["event"] for e in evs])
+
+
+def test_sightings_open_when_killed_are_ended_by_the_next_start(
+        daemons: Callable[..., Daemon], broker: Mosquitto, long_stay: Path) -> None:
+    with Subscriber(broker.port, ["birdstream/test/+/sighting"]) as sub:
+        daemon = daemons([stream_entry("stay", long_stay, realtime=True, sample_fps=4)], mqtt_port=broker.port)
+        with daemon.start():
+            daemon.wait_events(lambda evs: any(e["event"] == "start" for e in evs), timeout=60)
+            assert daemon.kill() == -9
+        # A power cut in the middle of a line: the next start ends that line and goes on.
+        with daemon.jsonl_path.open("ab") as fh:
+            fh.write(b'{"schema": 1, "id": "cut-in-ha')
+        (opened,) = [evs for evs in sightings_by_id(daemon.events()).values() if evs[-1]["event"] != "end"]
+        with daemon.start():
+            end = payload(sub.wait_for(lambda m: payload(m)["id"] == opened[0]["id"]
+                                       and payload(m)["event"] == "end", timeout=60)[0])
+            assert daemon.terminate() == 0
+        assert "left open" in daemon.log_text()
+    assert end["seq"] == opened[-1]["seq"] + 1 and end["ended_at"] == opened[-1]["updated_at"]
+    assert end["species"] == "Scarlet Tanager" and end["started_at"] == opened[0]["started_at"]
+    lines = daemon.jsonl_path.read_text().splitlines()
+    assert sum(line.startswith('{"schema": 1, "id": "cut-in-ha') for line in lines) == 1
+    logged = [json.loads(line) for line in lines if not line.startswith('{"schema": 1, "id": "cut-in-ha')]
+    for sid, evs in sightings_by_id(logged).items():
+        assert evs[0]["event"] == "start" and evs[-1]["event"] == "end", sid
+    assert event_keys(received_events(sub)) == event_keys(logged)
