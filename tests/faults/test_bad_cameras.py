@@ -6,9 +6,13 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.support.daemon import Daemon, event_keys, stream_entry
 from tests.support.garbage import GarbageServer
 from tests.support.mosquitto import Message, Mosquitto, Subscriber
+
+pytestmark = pytest.mark.slow  # real daemon processes
 
 
 def _status(m: Message) -> dict:

@@ -16,6 +16,8 @@ from tests.support.corpus import Item, make_corpus
 from tests.support.daemon import Daemon, sightings_by_id, stream_entry
 from tests.support.mosquitto import Mosquitto, Subscriber
 
+pytestmark = pytest.mark.slow  # real daemon processes
+
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Item]:

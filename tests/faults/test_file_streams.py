@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.faults.conftest import BIRD, BLUE, RED
 from tests.support.daemon import Daemon, sightings_by_id, stream_entry
 from tests.support.video import Box, make_video
+
+pytestmark = pytest.mark.slow  # real daemon processes
 
 STREAMS, VISITS = 3, 6
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +13,8 @@ import pytest
 from tests.support.daemon import Daemon, event_keys, sightings_by_id, stream_entry, wait_until
 from tests.support.mosquitto import Message, Mosquitto, Subscriber
 from tests.support.rtsp import RtspServer, gi_available
+
+pytestmark = pytest.mark.slow  # real daemon processes
 
 needs_rtsp = pytest.mark.skipif(not gi_available(), reason="GStreamer RTSP server (python3-gi) not installed")
 
@@ -108,8 +112,6 @@ def test_broker_down_for_three_runs_then_everything_arrives(
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_sigkill_at_a_random_moment_loses_nothing(
         daemons: Callable[..., Daemon], broker: Mosquitto, visits: Path, blue_visits: Path, seed: int) -> None:
-    import random
-
     rng = random.Random(seed)
     with Subscriber(broker.port, ["birdstream/test/+/sighting"]) as sub:
         daemon = daemons([
@@ -121,8 +123,7 @@ def test_sigkill_at_a_random_moment_loses_nothing(
             # A moment somewhere in the next two loops of the clips: mid-sighting, mid-write, or idle.
             deadline = len(daemon.events()) + rng.randint(1, 8)
             daemon.wait_events(lambda evs: len(evs) >= deadline, timeout=60)
-            import time
-            time.sleep(rng.uniform(0.0, 1.5))  # the kill lands anywhere between two events
+            time.sleep(rng.uniform(0.0, 1.5))  # the random input of this test: where between two events it lands
             assert daemon.kill() == -9
         logged = event_keys(daemon.events())
         with daemon.start():

@@ -9,8 +9,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.support.daemon import Daemon, event_keys, stream_entry, wait_until
 from tests.support.mosquitto import Mosquitto, Subscriber
+
+pytestmark = pytest.mark.slow  # real daemon processes
 
 # A QoS-1 subscriber with a persistent session and a tiny receive buffer, in its own process.
 SLOW_CLIENT = """

@@ -7,9 +7,13 @@ import resource
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.faults.test_restarts import payload, received_events
 from tests.support.daemon import Daemon, event_keys, sightings_by_id, stream_entry
 from tests.support.mosquitto import Mosquitto, Subscriber
+
+pytestmark = pytest.mark.slow  # real daemon processes
 
 
 def test_sigterm_during_sightings_ends_every_one_in_the_log_and_on_mqtt(
