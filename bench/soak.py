@@ -142,14 +142,18 @@ def main() -> int:
         rc = daemon.terminate(120)
         after = [(t, s) for t, s in rows if t >= args.warmup_s]
         print()
-        print(f"| {args.streams} streams, {args.minutes:g} min | after warm-up | growth per hour |")
-        print("| --- | --- | --- |")
+        # A leak grows steadily; a process settling in grows less and less: the second half tells them apart.
+        second = after[len(after) // 2:]
+        print(f"| {args.streams} streams, {args.minutes:g} min | after warm-up | growth per hour "
+              f"| growth per hour, second half |")
+        print("| --- | --- | --- | --- |")
         for key, unit in (("rss_mib", "MiB"), ("fds", "fds"), ("threads", "threads"), ("outbox", "rows")):
-            xs = [t for t, _ in after]
             ys = [s[key] for _, s in after]
             if not ys:
                 continue
-            print(f"| {key} | {min(ys):.1f} .. {max(ys):.1f} | {slope_per_hour(xs, ys):+.2f} {unit}/h |")
+            whole = slope_per_hour([t for t, _ in after], ys)
+            late = slope_per_hour([t for t, _ in second], [s[key] for _, s in second])
+            print(f"| {key} | {min(ys):.1f} .. {max(ys):.1f} | {whole:+.2f} {unit}/h | {late:+.2f} {unit}/h |")
         if rows:
             last = rows[-1][1]
             print(f"| events | {last['jsonl']:.0f} in the log, {last['mqtt_rx']:.0f} received on MQTT | |")
