@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from pathlib import Path
+from typing import ContextManager
 
 from birdstream.ingest.convert import Size
 from birdstream.ingest.errors import StreamError
@@ -59,6 +61,16 @@ def _is_image_container(container) -> bool:
 
 
 def _one(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: threading.Event) -> Iterator[Frame]:
+    yield from read_media(maker, spec, path, stop, guard=lambda: interruptible(stop))
+
+
+def read_media(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: threading.Event, *,
+               guard: Callable[[], ContextManager[object]] = nullcontext) -> Iterator[Frame]:
+    """The frames of one file (or of the spec's source when path is None), judged by what it holds.
+
+    A picture gives one still frame, a clip its sampled frames, whatever the file is named.
+    `guard()` wraps each blocking FFmpeg call (``interruptible`` where the caller has no outer one).
+    """
     if path is not None and is_still(path):
         try:
             frame = maker.from_still(path)
@@ -68,21 +80,22 @@ def _one(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: threading
             # A clip under a picture's name (renamed on the card): read it as what it is, else the
             # picture's error stands.
             try:
-                with interruptible(stop):
+                with guard():
                     open_video(spec, path).close()
             except StreamError:
                 raise err from None
-            yield from _clip(maker, spec, path, stop)
+            yield from _clip(maker, spec, path, stop, guard)
             return
         if frame is not None:
             yield frame
         return
-    yield from _clip(maker, spec, path, stop)
+    yield from _clip(maker, spec, path, stop, guard)
 
 
-def _clip(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: threading.Event) -> Iterator[Frame]:
+def _clip(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: threading.Event,
+          guard: Callable[[], ContextManager[object]]) -> Iterator[Frame]:
     label = str(path) if path is not None else spec.label
-    with interruptible(stop):
+    with guard():
         container = open_video(spec, path)
     if path is not None and _is_image_container(container):
         # A picture under a clip's name: judged as the still it is (one frame makes no video sighting).
@@ -95,7 +108,7 @@ def _clip(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: threadin
         live = path is None and (spec.kind != "http" or container.duration is None)
         frames = maker.from_container(container, stop, label=label, path=path, live=live)
         while True:
-            with interruptible(stop):
+            with guard():
                 frame = next(frames, None)
             if frame is None:
                 return

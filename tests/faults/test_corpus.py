@@ -75,6 +75,7 @@ def test_the_daemon_reads_each_input_or_fails_that_stream_alone(
 
     healthy = make_video(tmp_path / "healthy.mp4", duration_s=6, fps=10, objects=[Box(RED, BIRD, 1.0, 3.5)])
     streams = [stream_entry(stream_id(item), item.path) for item in corpus]
+    streams.append(stream_entry("card", corpus[0].path.parent))  # the same files as a camera-trap folder
     streams.append(stream_entry("healthy", healthy, realtime=True, loop=True, sample_fps=4))
     with Subscriber(broker.port, ["birdstream/test/#"]) as sub:
         daemon = daemons(streams, mqtt_port=broker.port)
@@ -84,6 +85,8 @@ def test_the_daemon_reads_each_input_or_fails_that_stream_alone(
                 final[item.name] = payload(sub.wait_for(
                     lambda m, s=stream_id(item): m.topic == f"birdstream/test/{s}/status"
                     and payload(m)["state"] in ("stopped", "failed"), timeout=120)[-1])
+            card = payload(sub.wait_for(lambda m: m.topic == "birdstream/test/card/status"
+                                        and payload(m)["state"] in ("stopped", "failed"), timeout=120)[-1])
             # The healthy stream still delivers whole sightings after every broken one is done.
             ended = lambda m: m.topic == "birdstream/test/healthy/sighting" and payload(m)["event"] == "end"  # noqa: E731
             before = len([m for m in sub.messages if ended(m)])
@@ -102,3 +105,14 @@ def test_the_daemon_reads_each_input_or_fails_that_stream_alone(
         species = {evs[0]["species"] for evs in by_id.values() if evs[0]["stream"] == stream_id(item)}
         # A lone picture is a one-frame clip to the daemon: too short for a sighting of a video stream.
         check_item(item, errors, species, sighting_expected=not item.still)
+    # The folder: read to its end past every broken file (each named once), every clip's bird found.
+    assert card["state"] == "stopped", card
+    for item in corpus:
+        named = sum(f"stream card: {item.path}" in line for line in log.splitlines())
+        if item.expect == "fail" and item.path.suffix.lower() in CLIP_SUFFIXES | STILL_SUFFIXES:
+            assert named == 1, item.name
+        if item.expect == "read":
+            assert named == 0, item.name
+    found = {evs[0]["species"] for evs in by_id.values() if evs[0]["stream"] == "card"}
+    clips = {item.species for item in corpus if item.expect == "read" and not item.still and item.species}
+    assert clips <= found <= {item.species for item in corpus if item.species}, found
