@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import resource
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -70,3 +73,55 @@ def test_state_dir_writes_failing_mid_run_are_one_error_line_and_mqtt_goes_on(
     log = daemon.log_text()
     assert "Traceback" not in log
     assert log.count("jsonl sink: write failed") == 1 and log.count("snapshot of sighting") <= 1, log
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB tmpfs: a real file system that fills up (mounting needs CAP_SYS_ADMIN; else skipped)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill_up(folder: Path) -> Path:
+    """Write a file until the file system is full (ENOSPC); returns it (delete it to free the space)."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError as err:
+        assert err.errno == errno.ENOSPC, err
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_a_full_disk_under_the_state_dir_is_one_error_line_and_mqtt_goes_on(
+        daemons: Callable[..., Daemon], broker: Mosquitto, visits: Path, small_disk: Path) -> None:
+    with Subscriber(broker.port, ["birdstream/test/+/sighting"]) as sub:
+        daemon = daemons([stream_entry("cam", visits, realtime=True, loop=True, sample_fps=4)],
+                         mqtt_port=broker.port, extra={"state_dir": str(small_disk / "state")})
+        with daemon.start():
+            daemon.wait_events(lambda evs: any(e["event"] == "end" for e in evs), timeout=60)
+            filler = fill_up(small_disk)
+            before = len(sub.on_topic("birdstream/test/cam/sighting"))
+            line = daemon.wait_log("jsonl sink: write failed", timeout=60)
+            assert "No space left on device" in line and str(daemon.jsonl_path) in line, line
+            logged = len(daemon.events())
+            sub.wait_until(lambda msgs: sum(json.loads(m.payload)["event"] == "end" for m in msgs[before:]) >= 2,
+                           timeout=60)
+            assert daemon.running
+            filler.unlink()  # space again: the log takes lines again
+            daemon.wait_events(lambda evs: len(evs) > logged, timeout=60, what="the log grows again")
+            assert daemon.terminate() == 0
+    log = daemon.log_text()
+    assert "Traceback" not in log
+    assert log.count("jsonl sink: write failed") == 1, log

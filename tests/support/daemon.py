@@ -107,6 +107,7 @@ class Daemon:
             "service": {"shutdown_grace_s": 5},
         }
         self.config = deep_merge(config, extra or {})
+        self.state_dir = Path(self.config["state_dir"])
         self.config_path = self.folder / "config.yaml"
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False), encoding="utf-8")
         self._env = dict(env or {})
