@@ -38,7 +38,8 @@ ENV PATH=/opt/birdstream/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     BIRDSTREAM_CONFIG=/etc/birdstream/config.yaml \
     STATE_DIRECTORY=/var/lib/birdstream \
-    CACHE_DIRECTORY=/var/cache/birdstream
+    CACHE_DIRECTORY=/var/cache/birdstream \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility,video
 VOLUME ["/var/lib/birdstream", "/var/cache/birdstream"]
 USER 10001:10001
 WORKDIR /var/lib/birdstream

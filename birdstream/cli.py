@@ -81,13 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="weights name (default: the config's model.weights, else the published one)")
     p.add_argument("--cache-dir", type=Path, help="default: the config's model.cache_dir")
 
-    p = sub.add_parser("bench", help="model throughput on this machine")
+    p = sub.add_parser("bench", help="model throughput (images/s per batch size) on this machine")
     _config_option(p)
-    p.add_argument("--model", metavar="W", help="weights name or .pt file (default: the config's model.weights)")
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"))
-    p.add_argument("--batch-sizes", type=_sizes, default=(1, 8, 32), metavar="N,N,...", help="default 1,8,32")
-    p.add_argument("--seconds", type=_positive, default=10.0, help="time per measurement (default 10)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: the config's model.device)")
+    p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), help="default: the config's")
+    p.add_argument("--batch-sizes", type=_sizes, default=(1, 2, 4), metavar="N,N,...", help="default 1,2,4")
+    p.add_argument("--iterations", type=int, default=3, metavar="N", help="timed forward passes per batch size")
+    p.add_argument("--size", type=int, default=384, metavar="PX", help="input size in pixels (default 384)")
 
     p = sub.add_parser("health", help="exit 0 if the running daemon is healthy (Docker HEALTHCHECK)")
     _config_option(p)
@@ -172,7 +172,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _looks_like_path(weights: str) -> bool:
-    from birdstream.config.models import _looks_like_path as looks
+    from birdstream.config.base import _looks_like_path as looks
 
     return looks(weights)
 
@@ -218,8 +218,16 @@ def _progress_printer(label: str) -> Callable[[int, int | None], None]:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     config = _load(args, require_streams=False, optional=True)
-    run_bench = _lazy("birdstream.model.bench", "run_bench", "bench")
-    return int(run_bench(args, config) or 0)
+    from birdstream.model.bench import format_table, run_bench
+
+    device = args.device or config.model.device
+    precision = args.precision or config.model.precision
+    sys.stderr.write(f"benchmarking the full model (random weights) on {device}, {precision}, "
+                     f"{args.size}x{args.size}, batch sizes {','.join(map(str, args.batch_sizes))}\n")
+    rows = run_bench(args.batch_sizes, iterations=max(1, args.iterations), device=device,
+                     precision=precision, size=(args.size, args.size))
+    sys.stdout.write(format_table(rows) + "\n")
+    return EXIT_OK
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -268,6 +276,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(text: str) -> str:
-    from birdstream.redact import redact_url
+    from birdstream.redact import redact_text
 
-    return redact_url(" ".join(text.split("\n"))).strip()
+    return redact_text(" ".join(text.split("\n"))).strip()

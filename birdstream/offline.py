@@ -119,11 +119,12 @@ def _num(value: float | None) -> str:
 def classify_main(args: Any, config: Config) -> int:
     """The `classify` command: 0 all inputs read, 1 some input unreadable (each named on stderr)."""
     from birdstream.engine.classifier import Classifier
-    from birdstream.engine.threads import set_cpu_threads
+    from birdstream.model.speed import SpeedOptions, configure_threads
 
-    set_cpu_threads(config.model.threads)
+    configure_threads(config.model.threads)
     classifier = Classifier.load(config.model.weights, config.model.device, config.model.precision,
-                                 config.model.cache_dir)
+                                 config.model.cache_dir, speed=SpeedOptions.from_config(config.model),
+                                 max_batch=config.model.max_batch)
     run = OfflineRun(classifier, config, sample_fps=args.sample_fps)
     progress = None if args.quiet else sys.stderr
     failed = 0

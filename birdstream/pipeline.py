@@ -7,8 +7,10 @@ goes through one lock here.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
@@ -24,6 +26,7 @@ from birdstream.track.tracker import SightingTracker
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0
+STATUS_EVERY_S = 60.0  # retained stream status refreshed this often, so its counters stay current
 
 
 class EventSink(Protocol):
@@ -135,7 +138,12 @@ class LivePipeline:
                 self.add_stream(stream)
 
     def statuses(self) -> list[StreamStatus]:
-        return [reader.status for reader in list(self._readers.values())]
+        return [self._with_engine_drops(reader.status) for reader in list(self._readers.values())]
+
+    def _with_engine_drops(self, status: StreamStatus) -> StreamStatus:
+        """Ingest counts corrupt packets; frames the engine dropped (overflow, stale) count too."""
+        box = self.engine.mailbox(status.stream_id) if status.stream_id in self._readers else None
+        return dataclasses.replace(status, dropped=status.dropped + box.dropped) if box is not None else status
 
     def stream_ids(self) -> list[str]:
         return list(self._readers)
@@ -161,6 +169,7 @@ class LivePipeline:
                     tracker = self._trackers.get(stream_id)
                     events = tracker.close() if tracker is not None else []
                 self._emit(events)
+            status = self._with_engine_drops(status)
             self.sink.publish_status(status)
             if self._on_status is not None:
                 self._on_status(status)
@@ -168,10 +177,15 @@ class LivePipeline:
         return on_status
 
     def _tick_loop(self) -> None:
+        last_status = time.monotonic()
         while not self._stop.wait(TICK_S):
             with self._lock:
                 events = [e for tracker in self._trackers.values() for e in tracker.tick()]
             self._emit(events)
+            if time.monotonic() - last_status >= STATUS_EVERY_S:
+                last_status = time.monotonic()
+                for status in self.statuses():
+                    self.sink.publish_status(status)
 
     def _emit(self, events: list[SightingEvent]) -> None:
         for event in events:

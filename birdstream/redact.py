@@ -3,15 +3,39 @@
 from __future__ import annotations
 
 import re
-
-# scheme://userinfo@ — userinfo has no '/', '@' or whitespace; the whole of it is replaced.
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 REDACTED = "***"
 
+# scheme://userinfo@ : userinfo has no '/', '@' or whitespace; the whole of it is replaced.
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+_SECRET_KEYS = re.compile(r"^(pass(word|wd)?|pwd|token|key|secret|auth|sig(nature)?|access_token)$", re.I)
+_URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
-def redact_url(text: str) -> str:
-    """Replace the ``user:pass@`` part of every URL in *text* with ``***@``."""
-    if "@" not in text:
+
+def redact_url(url: str) -> str:
+    """One URL with ``user:password@`` and secret query values (password=, token=, ...) replaced by ***."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", url)
+    if not parts.scheme or not parts.netloc:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@" + netloc.rsplit("@", 1)[1]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(_SECRET_KEYS.match(k) for k, _ in pairs):
+            query = urlencode([(k, REDACTED if _SECRET_KEYS.match(k) else v) for k, v in pairs], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def redact_text(text: str) -> str:
+    """Free text (a log record, an FFmpeg message) with every URL in it redacted."""
+    if "://" not in text:
         return text
+    text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+    # A URL the pattern above cut short (e.g. a quote inside the password) still loses its userinfo.
     return _USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)

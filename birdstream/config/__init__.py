@@ -11,8 +11,8 @@ from birdstream.config.loader import (
     redacted,
     to_yaml,
 )
+from birdstream.config.base import DEFAULT_WEIGHTS
 from birdstream.config.models import (
-    DEFAULT_WEIGHTS,
     Config,
     HttpConfig,
     LogConfig,

@@ -18,9 +18,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from birdstream.config.models import DEVICE_PATTERN, ID_PATTERN, TOPIC_PATTERN, Config
+from birdstream.config.base import DEVICE_PATTERN, ID_PATTERN, TOPIC_PATTERN
+from birdstream.config.models import Config
 from birdstream.errors import ConfigError
-from birdstream.redact import REDACTED, redact_url
+from birdstream.redact import REDACTED, redact_text as redact_url
 
 Loc = tuple[str | int, ...]
 SYSTEM_CONFIG = Path("/etc/birdstream/config.yaml")

@@ -15,19 +15,23 @@ log = logging.getLogger(__name__)
 class Classifier:
     """A loaded network resident on its device; call it with uint8 [N, H, W, 3] RGB frames."""
 
-    def __init__(self, net: torch.nn.Module, model_info: Any, *, device: torch.device, dtype: torch.dtype) -> None:
-        from birdstream.model.api import get_size_from_signature
+    def __init__(self, net: torch.nn.Module, model_info: Any, *, device: torch.device, dtype: torch.dtype,
+                 speed: Any = None, max_batch: int = 32) -> None:
+        from birdstream.model.speed import SpeedOptions, prepare_network
 
-        self.net = net.eval()
+        net = net.eval()
+        if hasattr(net, "autocast_dtype"):
+            net.autocast_dtype = None if dtype == torch.float32 else dtype
+        # Speed options (int8, a lower input size, compile, CUDA graphs) applied once, in place.
+        self.forward = prepare_network(net, speed or SpeedOptions(), max_batch=max_batch)
+        self.net = net
         self.info = model_info
         self.device = device
         self.dtype = dtype
         self.class_names: list[str] = list(model_info.class_names)
-        h, w = get_size_from_signature(model_info.signature)
-        self.input_size: tuple[int, int] = (int(h), int(w))
+        # Ingest resizes frames to this: the model's own size, or model.input_size when set.
+        self.input_size: tuple[int, int] = tuple(int(v) for v in self.forward.input_size)  # type: ignore[assignment]
         self.model_id = f"{model_info.name}@{str(model_info.sha256)[:12]}"
-        if hasattr(net, "autocast_dtype"):
-            net.autocast_dtype = None if dtype == torch.float32 else dtype
         mean = torch.tensor(model_info.rgb_stats["mean"], dtype=torch.float32)
         std = torch.tensor(model_info.rgb_stats["std"], dtype=torch.float32)
         # Same arithmetic, in the same order, as the reference transform: *1/255, -mean, /std.
@@ -43,18 +47,25 @@ class Classifier:
         device: str = "auto",
         precision: str = "auto",
         cache_dir: str | Path | None = None,
+        *,
+        speed: Any = None,
+        max_batch: int = 32,
     ) -> Classifier:
-        """Load weights (a published name or a .pt path) onto the device, ready to classify."""
+        """Load weights (a published name or a .pt path) onto the device, ready to classify.
+
+        `speed` is a birdstream.model.speed.SpeedOptions (default: exact, no speed option).
+        """
         from birdstream.model.api import load_pretrained_model, resolve_device, resolve_dtype
 
         dev = resolve_device(device)
         dtype = resolve_dtype(precision or "auto", dev)
         # Weights stay fp32 on the device; the network runs its forward under autocast to dtype.
         net, info = load_pretrained_model(weights, inference=True, device=dev, dtype=dtype, cache_dir=cache_dir)
-        clf = cls(net, info, device=dev, dtype=dtype)
+        clf = cls(net, info, device=dev, dtype=dtype, speed=speed, max_batch=max_batch)
         log.info(
-            "classifier %s loaded on %s (%s), input %dx%d, %d classes",
-            clf.model_id, dev, str(dtype).removeprefix("torch."), *clf.input_size, len(clf.class_names),
+            "classifier %s loaded on %s (%s; %s), input %dx%d, %d classes",
+            clf.model_id, dev, str(dtype).removeprefix("torch."), clf.forward.describe(), *clf.input_size,
+            len(clf.class_names),
         )
         return clf
 
@@ -97,12 +108,14 @@ class Classifier:
             x = self._to_device(images)
             x = x.permute(0, 3, 1, 2).to(torch.float32).mul_(1.0 / 255)
             x = x.sub_(self._mean).div_(self._std).contiguous()
-            logits = self.net(x)  # autocast to self.dtype inside the network
+            logits = self.forward(x)  # autocast to self.dtype inside the network
             probs = torch.softmax(logits.float(), dim=1)
             return probs.cpu().numpy()
 
     def warm_up(self, batch_size: int = 1) -> None:
-        """Run one batch so kernels, allocator and autotuning are ready before the service is READY."""
+        """Run one batch (and compile or capture every batch bucket) before the service is READY."""
+        if self.forward.buckets is not None:
+            self.forward.warmup()
         h, w = self.input_size
         self(np.zeros((batch_size, h, w, 3), np.uint8))
         if self.device.type == "cuda":

@@ -8,7 +8,7 @@ from typing import Literal
 import av
 
 from birdstream.errors import SourceError
-from birdstream.ingest.spec import redact_text
+from birdstream.redact import redact_text
 
 ErrorKind = Literal[
     "auth", "not_found", "permission", "unreachable", "timeout", "unsupported", "eof", "not_video",

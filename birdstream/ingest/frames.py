@@ -12,6 +12,7 @@ import av
 
 from birdstream.ingest.convert import Converted, Converter, Size
 from birdstream.ingest.errors import StreamError, classify
+from birdstream.ingest.hwaccel import HwDecodeFailed, describe
 from birdstream.ingest.media import file_time, open_still, still_time, video_stream
 from birdstream.ingest.sampling import MediaClock, MotionGate, Sampler
 from birdstream.ingest.spec import SourceSpec
@@ -56,6 +57,7 @@ class FrameMaker:
         """Frames of one opened container until its end; raises StreamError on a stall or failure.
 
         `on_first` is called at the first decoded picture (the source works, gated or not).
+        Raises HwDecodeFailed when decoding on a hardware device fails before its first picture.
         """
         stream = video_stream(container, label)
         ctx = stream.codec_context
@@ -68,6 +70,7 @@ class FrameMaker:
         self.clock.restart()
         self.last_decode = time.monotonic()
         dropped_before = self.counters["dropped"]
+        on_device = ctx.is_hwaccel  # until the first picture, a decode error blames the device
         try:
             for packet in container.demux(stream):
                 if stop.is_set():
@@ -79,11 +82,16 @@ class FrameMaker:
                     self.counters["dropped"] += 1
                 try:
                     pictures = packet.decode()
-                except (av.error.InvalidDataError, av.error.UndefinedError, ValueError) as exc:
+                except (av.error.FFmpegError, ValueError) as exc:
+                    if on_device and not isinstance(exc, av.error.InvalidDataError):
+                        raise HwDecodeFailed(describe(exc)) from None  # damaged data is not the device's
+                    if not isinstance(exc, (av.error.InvalidDataError, av.error.UndefinedError, ValueError)):
+                        raise
                     self.counters["dropped"] += 1
                     log.debug("%s: skipping a corrupt packet: %s", label, exc)
                     continue
                 for picture in pictures:
+                    on_device = False
                     if on_first is not None:
                         on_first()
                         on_first = None

@@ -13,6 +13,7 @@ import av
 from PIL import Image, UnidentifiedImageError
 
 from birdstream.ingest.errors import StreamError, classify
+from birdstream.ingest.hwaccel import HwDecoder, describe
 from birdstream.ingest.spec import SourceSpec, local_path
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 STILL_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
 CLIP_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".ts", ".mts", ".m2ts", ".m4v", ".3gp",
                            ".webm", ".mpg", ".mpeg", ".wmv", ".flv"})
+# Failures that say the source itself is unusable: not worth a second open without the hardware.
+SOURCE_FAILURES = frozenset({"auth", "not_found", "unreachable", "timeout"})
 EXIF_IFD, DATETIME_ORIGINAL, OFFSET_TIME_ORIGINAL = 0x8769, 0x9003, 0x9011
 
 
@@ -45,8 +48,13 @@ def ffmpeg_options(spec: SourceSpec) -> tuple[str | None, dict[str, str]]:
     return fmt, opts
 
 
-def open_video(spec: SourceSpec, path: Path | None = None) -> av.container.InputContainer:
-    """Open a source (or one file of a folder) and check it has a decodable video stream."""
+def open_video(spec: SourceSpec, path: Path | None = None,
+               hw: HwDecoder | None = None) -> av.container.InputContainer:
+    """Open a source (or one file of a folder) and check it has a decodable video stream.
+
+    With `hw`, the video is decoded on its hardware device when that works; a device that fails
+    to open falls back to software here (logged and counted by `hw`), never failing the source.
+    """
     label = str(path) if path is not None else spec.label
     if path is None and spec.kind in ("file", "v4l2"):
         path = local_path(spec.url)
@@ -54,17 +62,53 @@ def open_video(spec: SourceSpec, path: Path | None = None) -> av.container.Input
         raise StreamError(label, "not_found")
     target = str(path) if path is not None else spec.url
     fmt, opts = ffmpeg_options(spec) if path is None or spec.kind == "v4l2" else (None, {})
-    try:
-        container = av.open(target, format=fmt, options=opts, metadata_errors="ignore",
-                            timeout=(spec.open_timeout_s, spec.read_timeout_s))
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one classified line
-        raise classify(exc, label, network=spec.kind in ("rtsp", "http", "rtmp")) from None
+    network = spec.kind in ("rtsp", "http", "rtmp")
+    container = None
+    chosen = _choose(hw)
+    if chosen is not None:
+        assert hw is not None
+        kind, accel = chosen
+        try:
+            container = _open(spec, target, fmt, opts, accel)
+        except Exception as exc:  # noqa: BLE001 - the device or the source: tell them apart below
+            err = classify(exc, label, network=network)
+            if err.kind in SOURCE_FAILURES:
+                raise err from None
+            hw_problem = describe(exc)
+        else:
+            hw.opened(container, kind)
+    if container is None:
+        try:
+            container = _open(spec, target, fmt, opts, None)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one classified line
+            raise classify(exc, label, network=network) from None
+        if chosen is not None:
+            assert hw is not None
+            hw.failed("open", f"opening with {chosen[0]} failed: {hw_problem}", chosen[0])
+        elif hw is not None:
+            hw.software()
     try:
         video_stream(container, label)
     except BaseException:
         container.close()
         raise
     return container
+
+
+def _choose(hw: HwDecoder | None) -> tuple[str, av.codec.hwaccel.HWAccel] | None:
+    if hw is None:
+        return None
+    try:
+        return hw.accel()
+    except Exception:  # noqa: BLE001 - a hardware problem never stops a stream
+        log.exception("%s: choosing a hardware decoder failed; decoding in software", hw.label)
+        return None
+
+
+def _open(spec: SourceSpec, target: str, fmt: str | None, opts: dict[str, str],
+          accel: av.codec.hwaccel.HWAccel | None) -> av.container.InputContainer:
+    return av.open(target, format=fmt, options=opts, metadata_errors="ignore",
+                   timeout=(spec.open_timeout_s, spec.read_timeout_s), hwaccel=accel)
 
 
 def video_stream(container: av.container.InputContainer, label: str) -> av.video.stream.VideoStream:

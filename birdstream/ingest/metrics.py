@@ -14,6 +14,10 @@ PACKETS_DROPPED = Counter("birdstream_ingest_packets_dropped_total",
                           "Corrupt packets skipped by the decoder", ["stream"])
 RECONNECTS = Counter("birdstream_ingest_reconnects_total", "Reopen attempts after a failure", ["stream"])
 ERRORS = Counter("birdstream_ingest_errors_total", "Source errors by kind", ["stream", "kind"])
+HWACCEL_FALLBACKS = Counter("birdstream_ingest_hwaccel_fallbacks_total",
+                            "Hardware decoding given up for software decoding, by reason", ["stream", "reason"])
+HWACCEL_ACTIVE = Gauge("birdstream_ingest_hwaccel_active", "1 while the stream decodes on a hardware device",
+                       ["stream"])
 STATE = Gauge("birdstream_ingest_state", "1 for the stream's current state", ["stream", "state"])
 
 _STATES = ("starting", "running", "reconnecting", "stopped", "failed")

@@ -12,6 +12,8 @@ from typing import ContextManager
 from birdstream.ingest.convert import Size
 from birdstream.ingest.errors import StreamError
 from birdstream.ingest.frames import FrameMaker
+from birdstream.ingest.hwaccel import HwDecodeFailed, HwDecoder
+from birdstream.ingest.hwaccel import for_spec as hw_for_spec
 from birdstream.ingest.interrupt import interruptible
 from birdstream.ingest.media import is_still, list_media, open_video
 from birdstream.ingest.spec import SourceSpec, local_path
@@ -37,6 +39,7 @@ def iter_frames(
     stop = stop or threading.Event()
     kind = spec.kind
     maker = FrameMaker(spec, input_size, want_full=want_full, gate=bool(spec.motion_gate))
+    hw = hw_for_spec(spec)
     if kind == "folder":
         paths = list_media(local_path(spec.url))
         for path in paths:
@@ -44,14 +47,14 @@ def iter_frames(
                 return
             maker.new_file()
             try:
-                yield from _one(maker, spec, path, stop)
+                yield from _one(maker, spec, path, stop, hw)
             except StreamError as err:
                 if on_error is None:
                     raise
                 on_error(err)
         return
     path = local_path(spec.url) if kind == "file" else None
-    yield from _one(maker, spec, path, stop)
+    yield from _one(maker, spec, path, stop, hw)
 
 
 def _is_image_container(container) -> bool:
@@ -60,11 +63,13 @@ def _is_image_container(container) -> bool:
     return name == "image2" or name.endswith("_pipe")
 
 
-def _one(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: threading.Event) -> Iterator[Frame]:
-    yield from read_media(maker, spec, path, stop, guard=lambda: interruptible(stop))
+def _one(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: threading.Event,
+         hw: HwDecoder | None) -> Iterator[Frame]:
+    yield from read_media(maker, spec, path, stop, hw, guard=lambda: interruptible(stop))
 
 
-def read_media(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: threading.Event, *,
+def read_media(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: threading.Event,
+               hw: HwDecoder | None = None, *,
                guard: Callable[[], ContextManager[object]] = nullcontext) -> Iterator[Frame]:
     """The frames of one file (or of the spec's source when path is None), judged by what it holds.
 
@@ -84,34 +89,38 @@ def read_media(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: thr
                     open_video(spec, path).close()
             except StreamError:
                 raise err from None
-            yield from _clip(maker, spec, path, stop, guard)
+            yield from _clip(maker, spec, path, stop, hw, guard)
             return
         if frame is not None:
             yield frame
         return
-    yield from _clip(maker, spec, path, stop, guard)
+    yield from _clip(maker, spec, path, stop, hw, guard)
 
 
 def _clip(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: threading.Event,
-          guard: Callable[[], ContextManager[object]]) -> Iterator[Frame]:
+          hw: HwDecoder | None, guard: Callable[[], ContextManager[object]]) -> Iterator[Frame]:
     label = str(path) if path is not None else spec.label
-    with guard():
-        container = open_video(spec, path)
-    if path is not None and _is_image_container(container):
-        # A picture under a clip's name: judged as the still it is (one frame makes no video sighting).
-        container.close()
-        frame = maker.from_still(path)
-        if frame is not None:
-            yield frame
-        return
-    try:
-        live = path is None and (spec.kind != "http" or container.duration is None)
-        frames = maker.from_container(container, stop, label=label, path=path, live=live)
-        while True:
-            with guard():
-                frame = next(frames, None)
-            if frame is None:
-                return
-            yield frame
-    finally:
-        container.close()
+    for attempt in range(2):  # the second, in software, when the hardware fails to decode
+        with guard():
+            container = open_video(spec, path, hw if attempt == 0 else None)
+        if path is not None and _is_image_container(container):
+            # A picture under a clip's name: judged as the still it is (one frame makes no video sighting).
+            container.close()
+            frame = maker.from_still(path)
+            if frame is not None:
+                yield frame
+            return
+        try:
+            live = path is None and (spec.kind != "http" or container.duration is None)
+            frames = maker.from_container(container, stop, label=label, path=path, live=live)
+            while True:
+                with guard():
+                    frame = next(frames, None)
+                if frame is None:
+                    return
+                yield frame
+        except HwDecodeFailed as exc:
+            assert hw is not None
+            hw.failed("decode", f"{label}: decoding failed: {exc}")
+        finally:
+            container.close()

@@ -15,6 +15,8 @@ from birdstream.ingest import metrics
 from birdstream.ingest.convert import Size
 from birdstream.ingest.errors import StreamError
 from birdstream.ingest.frames import FrameMaker
+from birdstream.ingest.hwaccel import HwDecodeFailed, HwDecoder
+from birdstream.ingest.hwaccel import for_spec as hw_for_spec
 from birdstream.ingest.interrupt import interruptible
 from birdstream.ingest.media import FolderWatcher, list_media, open_video
 from birdstream.ingest.offline import read_media
@@ -69,6 +71,7 @@ class StreamReader:
         self._emitted: deque[float] = deque()
         self._maker: FrameMaker | None = None
         self._m = metrics.for_stream(spec.id)
+        self._hw: HwDecoder | None = hw_for_spec(spec)
         self._synced_at = 0.0
 
     # -- public -------------------------------------------------------------------------------
@@ -135,7 +138,7 @@ class StreamReader:
         backoff = Backoff(spec.backoff_min_s, spec.backoff_max_s)
         while not self.stop_event.is_set():
             try:
-                container = open_video(spec)
+                container = open_video(spec, hw=self._hw)
             except StreamError as err:
                 if not live and err.kind in FATAL_FOR_FILES:
                     raise
@@ -154,6 +157,10 @@ class StreamReader:
                     self._deliver(frame)
                     if self.stop_event.is_set():
                         break
+            except HwDecodeFailed as exc:
+                assert self._hw is not None
+                self._hw.failed("decode", f"decoding failed: {exc}")
+                continue  # reopen at once, in software
             except StreamError as err:
                 self._count_error(err)
                 if not live:
@@ -198,7 +205,7 @@ class StreamReader:
         maker.new_file()
         try:
             # Judged by content, not name; this thread's FFmpeg calls are already interruptible.
-            for frame in read_media(maker, self.spec, path, self.stop_event):
+            for frame in read_media(maker, self.spec, path, self.stop_event, self._hw):
                 self._deliver(frame)
         except StreamError as err:
             self._count_error(err)

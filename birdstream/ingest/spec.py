@@ -1,4 +1,4 @@
-"""What a stream is: SourceSpec, source-kind detection, and credential redaction for URLs."""
+"""What a stream is: SourceSpec and source-kind detection."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from birdstream.errors import SourceError
+from birdstream.redact import redact_url
 
 SourceKind = Literal["rtsp", "http", "rtmp", "v4l2", "file", "folder"]
 LIVE_KINDS = frozenset({"rtsp", "http", "rtmp", "v4l2"})
@@ -16,8 +17,6 @@ LIVE_KINDS = frozenset({"rtsp", "http", "rtmp", "v4l2"})
 _SCHEMES: dict[str, SourceKind] = {
     "rtsp": "rtsp", "rtsps": "rtsp", "http": "http", "https": "http", "rtmp": "rtmp", "rtmps": "rtmp",
 }
-_SECRET_KEYS = re.compile(r"^(pass(word|wd)?|pwd|token|key|secret|auth|sig(nature)?|access_token)$", re.I)
-_URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,8 @@ class SourceSpec:
     watch: bool = False  # folder: after the existing files, keep picking up new ones
     watch_interval_s: float = 2.0
     decode_threads: int = 0  # 0 = FFmpeg chooses
+    hwaccel: str | None = None  # None = software; "auto"; or an FFmpeg device type ("cuda", "vaapi", ...)
+    hwaccel_device: str | None = None  # e.g. "0" (cuda) or "/dev/dri/renderD128" (vaapi); None = default
     max_image_pixels: int = 120_000_000  # larger stills are refused (decompression bombs)
     options: dict[str, str] = field(default_factory=dict)  # extra FFmpeg demuxer/protocol options
 
@@ -96,29 +97,3 @@ def _path_kind(path: Path) -> SourceKind:
     return "folder" if path.is_dir() else "file"
 
 
-def redact_url(url: str) -> str:
-    """The URL with user:password@ and secret query values replaced by ***; safe to log."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return _redact_fallback(url)
-    if not parts.scheme or not parts.netloc:
-        return url
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(_SECRET_KEYS.match(k) for k, _ in pairs):
-            query = urlencode([(k, "***" if _SECRET_KEYS.match(k) else v) for k, v in pairs], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def redact_text(text: str) -> str:
-    """Redact every URL found in free text (e.g. an FFmpeg error message)."""
-    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
-
-
-def _redact_fallback(url: str) -> str:
-    return re.sub(r"//[^/@\s]*@", "//***@", url)

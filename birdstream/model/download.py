@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from birdstream.errors import DownloadError
+from birdstream.redact import redact_url
 from birdstream.model.checkpoint import sha256_file
 from birdstream.model.metrics import DOWNLOADS
 from birdstream.model.registry import DEFAULT_BASE_URL, KNOWN_WEIGHTS, PublishedWeights
@@ -37,17 +38,6 @@ def default_cache_dir() -> Path:
 def default_base_url() -> str:
     """``$BIRDSTREAM_MODEL_URL`` (a mirror laid out as ``<base>/<name>/resolve/main/<name>.pt``), else Hugging Face."""
     return os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-
-
-def redact_url(url: str) -> str:
-    """Drop ``user:pass@`` from a URL for messages."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
 def published(name: str, known: Mapping[str, PublishedWeights] | None = None) -> PublishedWeights:

@@ -127,6 +127,8 @@ class ParallelBlock(nn.Module):
             nn.Sequential(nn.LayerNorm(d, eps=eps), _ffn(d, cfg.mlp_dim), scale()) for _ in range(cfg.num_parallel)
         )
         self.fused = False
+        # Set by birdstream.model.quantize: int8 packed Linears that replace the fused fp32 buffers.
+        self.int8: Any = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fused:
@@ -179,6 +181,7 @@ class ParallelBlock(nn.Module):
         self.fused = True
 
     def unfuse(self) -> None:
+        self.int8 = None
         for name in ("f_qkv_w", "f_qkv_b", "f_proj_w", "f_proj_b", "f_fc1_w", "f_fc1_b", "f_fc2_w", "f_fc2_b"):
             self._buffers.pop(name, None)
         self.fused = False
@@ -187,12 +190,17 @@ class ParallelBlock(nn.Module):
         b, n, d = x.shape
         heads = self.num_heads * len(self.attn_blocks)
         h = F.layer_norm(x, (d,), eps=self.eps)
-        qkv = F.linear(h, self.f_qkv_w, self.f_qkv_b).reshape(b, n, 3, heads, -1).permute(2, 0, 3, 1, 4)
+        qkv = self._linear(h, "qkv").reshape(b, n, 3, heads, -1).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         a = F.scaled_dot_product_attention(q, k, v, scale=q.shape[-1] ** -0.5)
-        x = x + F.linear(a.transpose(1, 2).reshape(b, n, -1), self.f_proj_w, self.f_proj_b)
-        h = F.gelu(F.linear(F.layer_norm(x, (d,), eps=self.eps), self.f_fc1_w, self.f_fc1_b))
-        return x + F.linear(h, self.f_fc2_w, self.f_fc2_b)
+        x = x + self._linear(a.transpose(1, 2).reshape(b, n, -1), "proj")
+        h = F.gelu(self._linear(F.layer_norm(x, (d,), eps=self.eps), "fc1"))
+        return x + self._linear(h, "fc2")
+
+    def _linear(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        if self.int8 is not None:
+            return self.int8(x, name)
+        return F.linear(x, getattr(self, f"f_{name}_w"), getattr(self, f"f_{name}_b"))
 
 
 def _branch_sum(xs: list[torch.Tensor]) -> torch.Tensor:
@@ -242,6 +250,8 @@ class ViTParallel(nn.Module):
         self.embedding_size = cfg.hidden_dim
         self.dynamic_size = False
         self.autocast_dtype: torch.dtype | None = None
+        # CUDA graph capture needs autocast's weight-cast cache off (the casts must be in the graph).
+        self.autocast_cache = True
         d = cfg.hidden_dim
 
         self.conv_proj = nn.Conv2d(input_channels, d, kernel_size=cfg.patch_size, stride=cfg.patch_size)
@@ -309,7 +319,13 @@ class ViTParallel(nn.Module):
     def fused(self) -> bool:
         return any(blk.fused for blk in self.encoder.block)
 
+    @property
+    def quantized(self) -> bool:
+        return any(blk.int8 is not None for blk in self.encoder.block)
+
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        if self.quantized:
+            raise RuntimeError("the network is quantized: load the state dict before quantizing")
         was_fused = self.fused
         self.unfuse()
         result = super().load_state_dict(state_dict, strict=strict, assign=assign)
@@ -321,7 +337,7 @@ class ViTParallel(nn.Module):
     def _autocast(self, x: torch.Tensor) -> Any:
         if self.autocast_dtype is None:
             return torch.autocast(x.device.type, enabled=False)
-        return torch.autocast(x.device.type, dtype=self.autocast_dtype)
+        return torch.autocast(x.device.type, dtype=self.autocast_dtype, cache_enabled=self.autocast_cache)
 
     def _tokens(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import TextIO
 
-from birdstream.redact import redact_url
+from birdstream.redact import redact_text
 
 # sd-daemon(3) priority prefixes: journald strips them and files the line at that priority.
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
@@ -18,7 +18,7 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        clean = redact_url(message)
+        clean = redact_text(message)
         if clean != message:
             record.msg, record.args = clean, None
         return True
@@ -34,7 +34,7 @@ class LineFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         saved = record.exc_text
-        text = redact_url(super().format(record))
+        text = redact_text(super().format(record))
         record.exc_text = saved
         text = text.replace("\r", "\\r").replace("\n", "\\n")
         if self.journal:

@@ -107,3 +107,12 @@ def test_service_modules_import_no_torch_and_read_no_env() -> None:
     result = subprocess.run([sys.executable, "-c", code], env=birdstream_env(), capture_output=True, text=True,
                             timeout=60, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_bench_prints_images_per_second_per_batch_size(tmp_path: Path) -> None:
+    result = run_cli("bench", "--device", "cpu", "--precision", "fp32", "--batch-sizes", "1,2",
+                     "--iterations", "1", "--size", "64", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.strip().splitlines()[1:]]
+    assert [row[0] for row in rows] == ["1", "2"]
+    assert all(float(row[1]) > 0 and float(row[2]) > 0 for row in rows)

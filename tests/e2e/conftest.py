@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,7 +11,6 @@ import pytest
 from tests.support.mosquitto import Mosquitto
 from tests.support.planted import PLANTED_COLOURS, make_planted_checkpoint
 
-REPO = Path(__file__).resolve().parents[2]
 RED, BLUE = PLANTED_COLOURS["Scarlet Tanager"], PLANTED_COLOURS["Indian Roller"]
 
 
@@ -30,11 +27,6 @@ def broker(tmp_path: Path):
 
 def birdstream_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "birdstream", *args]
-
-
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(birdstream_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
 
 
 def json_lines(text: str) -> list[dict]:

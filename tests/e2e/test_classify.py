@@ -11,10 +11,15 @@ import jsonschema
 from PIL import Image
 
 from birdstream.publish import load_schema
-from tests.e2e.conftest import BLUE, RED, json_lines, run_cli
+from tests.e2e.conftest import BLUE, RED, json_lines
+from tests.support.cli import run_cli
 from tests.support.video import Box, make_video
 
 BIRD = (110, 70, 100, 90)  # x, y, w, h on 320x240: about 12% of the frame
+
+
+def classify(*args: str):
+    return run_cli("classify", *args, timeout=240)
 
 
 def sightings(events: list[dict]) -> dict[str, list[dict]]:
@@ -30,7 +35,7 @@ def test_a_bird_visit_is_one_sighting_on_the_file_timeline(tmp_path: Path, plant
                        objects=[Box(RED, BIRD, start_s=2.0, end_s=5.0)])
     out = tmp_path / "events.jsonl"
     summary = tmp_path / "summary.csv"
-    result = run_cli("classify", "--model", str(planted), "--out", str(out), "--summary", str(summary), str(video))
+    result = classify("--model", str(planted), "--out", str(out), "--summary", str(summary), str(video))
     assert result.returncode == 0, result.stderr
     events = json_lines(out.read_text())
     visits = sightings(events)
@@ -58,7 +63,7 @@ def test_a_flash_is_no_sighting_and_scenery_is_none_while_an_arrival_is_one(tmp_
         Box(RED, (10, 10, 90, 55)),  # present and unmoving from the first frame: 6.4%, scores high alone
         Box(BLUE, (160, 110, 140, 110), start_s=5.0, end_s=9.0),  # a bird arriving later: 20%
     ])
-    result = run_cli("classify", "--model", str(planted), "-q", str(flash), str(scenery))
+    result = classify("--model", str(planted), "-q", str(flash), str(scenery))
     assert result.returncode == 0, result.stderr
     visits = sightings(json_lines(result.stdout))
     assert [(v[0]["stream"], v[0]["species"]) for v in visits.values()] == [("rock.mp4", "Indian Roller")]
@@ -78,7 +83,7 @@ def test_a_card_folder_names_streams_by_relative_path_and_reports_broken_files(t
     make_video(card / "clips" / "CLIP_0003.mp4", duration_s=6, fps=10, objects=[Box(BLUE, BIRD, 1.0, 4.0)])
     (card / "BROKEN.mp4").write_bytes(os.urandom(4096))
     out = tmp_path / "events.jsonl"
-    result = run_cli("classify", "--model", str(planted), "--out", str(out), str(card))
+    result = classify("--model", str(planted), "--out", str(out), str(card))
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and "BROKEN.mp4" in errors[0] and "Traceback" not in result.stderr
@@ -91,7 +96,7 @@ def test_a_card_folder_names_streams_by_relative_path_and_reports_broken_files(t
 
 def test_missing_input_is_named_and_others_still_run(tmp_path: Path, planted: Path) -> None:
     video = make_video(tmp_path / "ok.mp4", duration_s=6, fps=10, objects=[Box(RED, BIRD, 1.0, 4.0)])
-    result = run_cli("classify", "--model", str(planted), "-q", str(tmp_path / "nope.mp4"), str(video))
+    result = classify("--model", str(planted), "-q", str(tmp_path / "nope.mp4"), str(video))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"birdstream: error: {tmp_path / 'nope.mp4'}: no such file or folder"]
     assert {e["stream"] for e in json_lines(result.stdout)} == {"ok.mp4"}
@@ -101,8 +106,18 @@ def test_a_bad_model_is_a_usage_error(tmp_path: Path) -> None:
     video = make_video(tmp_path / "ok.mp4", duration_s=1, fps=5)
     fake = tmp_path / "fake.pt"
     fake.write_text("not a checkpoint")
-    result = run_cli("classify", "--model", str(fake), str(video))
+    result = classify("--model", str(fake), str(video))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "fake.pt" in lines[0] and "Traceback" not in result.stderr
     assert json.dumps(result.stdout) == '""'
+
+
+def test_speed_options_reach_the_classifier_and_ingest(tmp_path: Path, planted: Path) -> None:
+    video = make_video(tmp_path / "visit.mp4", duration_s=6, fps=10, objects=[Box(RED, BIRD, 1.0, 4.0)])
+    config = tmp_path / "config.yaml"
+    config.write_text("model:\n  quantize: int8\n  input_size: 64\n  device: cpu\n  threads: 1\n")
+    result = classify("-c", str(config), "--model", str(planted), "-q", str(video))
+    assert result.returncode == 0, result.stderr
+    visits = sightings(json_lines(result.stdout))
+    assert [(v[0]["species"], v[-1]["event"]) for v in visits.values()] == [("Scarlet Tanager", "end")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -11,7 +10,8 @@ import threading
 import time
 from pathlib import Path
 
-from tests.e2e.conftest import BLUE, REPO, RED, birdstream_cmd
+from tests.e2e.conftest import BLUE, RED, birdstream_cmd
+from tests.support.cli import birdstream_env
 from tests.support.mosquitto import Mosquitto, Subscriber
 from tests.support.video import Box, make_video
 
@@ -85,7 +85,7 @@ def test_run_publishes_sightings_and_ends_them_cleanly_on_sigterm(tmp_path: Path
     url: {short}
 """)
     notify = NotifySocket(tmp_path / "notify.sock")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "NOTIFY_SOCKET": str(notify.path)}
+    env = birdstream_env({"NOTIFY_SOCKET": str(notify.path)})
     with Subscriber(broker.port, ["birdstream/test/#"]) as sub:
         proc = subprocess.Popen(birdstream_cmd("run", "-c", str(config)), env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
@@ -127,6 +127,6 @@ def test_run_with_a_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text("streams:\n  - id: cam\n    url: /x.mp4\n    sampel_fps: 2\n")
     proc = subprocess.run(birdstream_cmd("run", "-c", str(config)), capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+                          env=birdstream_env())
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "sampel_fps" in proc.stderr and "sample_fps" in proc.stderr

@@ -121,3 +121,17 @@ def test_engine_with_the_planted_model_names_each_streams_bird(planted_classifie
         i = int(p.frame.stream_id.split("-")[1])
         assert planted_classifier.class_names[int(p.probs.argmax())] == names[i]
         assert p.probs.max() >= 0.8
+
+
+def test_speed_options_shrink_the_input_and_quantize(planted_path) -> None:
+    from birdstream.model.speed import SpeedOptions
+
+    fast = Classifier.load(planted_path, "cpu", "fp32", speed=SpeedOptions(quantize="int8", input_size=64), max_batch=4)
+    assert fast.input_size == (64, 64)
+    assert fast.net.quantized
+    names = list(PLANTED_COLOURS)
+    images = np.stack([planted_image(PLANTED_COLOURS[n], fast.input_size, seed=3 + i) for i, n in enumerate(names)])
+    probs = fast(images)
+    assert [fast.class_names[int(p.argmax())] for p in probs] == names
+    with pytest.raises(ValueError, match="64, 64"):
+        fast(np.zeros((1, 96, 96, 3), np.uint8))  # frames must come at the shrunken size

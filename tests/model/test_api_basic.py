@@ -112,3 +112,43 @@ def test_unreadable_image_path(tmp_path, ckpt):
     bad.write_bytes(b"\xff\xd8 not really a jpeg")
     with pytest.raises(SourceError, match="broken.jpg: cannot read image"):
         birdstream.infer_image(net, bad, transform)
+
+
+SEED_USAGE = '''
+import birdstream
+from birdstream import infer_image
+from PIL import Image
+
+(net, model_info) = birdstream.load_pretrained_model(WEIGHTS, inference=True)
+size = birdstream.get_size_from_signature(model_info.signature)
+transform = birdstream.classification_transform(size, model_info.rgb_stats)
+image = IMAGE_PATH
+(out, _) = infer_image(net, image, transform)
+assert out.shape == (1, len(model_info.class_to_idx))
+(out, embedding) = infer_image(net, image, transform, return_embedding=True)
+assert embedding.shape[0] == 1 and embedding.dtype.name == "float32"
+image = Image.open(IMAGE_PATH)
+features = net.detection_features(transform(image).unsqueeze(0))
+print([(k, tuple(v.size())) for k, v in features.items()])
+print(model_info.class_names[int(out.argmax())])
+'''
+
+
+def test_the_model_card_examples_run_with_birdstream(ckpt, tmp_path):
+    """The model card's three usage examples, with `birder` replaced by `birdstream`, in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    from tests.support.cli import birdstream_env
+
+    picture = tmp_path / "bird.jpeg"
+    image = Image.new("RGB", (320, 240), (128, 128, 128))
+    image.paste(PLANTED_COLOURS["Indian Roller"], (100, 60, 220, 180))
+    image.save(picture)
+    script = f"WEIGHTS = {str(ckpt)!r}\nIMAGE_PATH = {str(picture)!r}\n" + SEED_USAGE
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env=birdstream_env())
+    assert result.returncode == 0, result.stderr
+    features, species = result.stdout.strip().splitlines()
+    assert features == "[('neck', (1, 32, 6, 6)), ('stage1', (1, 32, 6, 6))]"
+    assert species == "Indian Roller"

@@ -212,3 +212,18 @@ def test_unwritable_cache(server, planted_bytes, tmp_path):
     with pytest.raises(DownloadError, match=expected):
         fetch_model(NAME, cache, base_url=server.base_url, known=_known(planted_bytes))
     assert server.requests == []
+
+
+def test_fetch_model_command_reports_a_bad_download_in_one_line_and_leaves_nothing(server, tmp_path):
+    from tests.support.cli import run_cli
+
+    server.files[_url_path(DEFAULT_WEIGHTS)] = b"not the published weights" * 4096
+    cache = tmp_path / "cache"
+    result = run_cli("fetch-model", "--cache-dir", str(cache), env={"BIRDSTREAM_MODEL_URL": server.base_url},
+                     cwd=tmp_path)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "sha256 mismatch" in errors[0] and "Traceback" not in result.stderr
+    assert "MiB" in result.stderr  # the progress line was drawn
+    assert server.requests == [_url_path(DEFAULT_WEIGHTS)]
+    assert _cache_files(cache) == []

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from birdstream.redact import redact_url
+from birdstream.redact import redact_text as redact_url
 from birdstream.service.logging import set_level, setup_logging
 
 

@@ -1,0 +1,163 @@
+"""Speed options for a loaded network: threads, lower input resolution, int8 (CPU), torch.compile, CUDA graphs.
+
+The engine calls, once after ``load_pretrained_model``::
+
+    configure_threads(cfg.model.threads)
+    fast = prepare_network(net, SpeedOptions.from_config(cfg.model), max_batch=cfg.model.max_batch)
+    fast.warmup()                      # before READY: compiles / captures every batch bucket
+    ...
+    logits = fast(x)                   # x: normalised float32 [N, 3, *fast.input_size] on fast.device
+
+Defaults (no int8, native size, no compile, no graphs) leave the network's output bit for bit as
+``net(x)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from birdstream.errors import ConfigError
+from birdstream.model.graphs import GraphedForward, batch_buckets, bucket_for, pad_batch
+from birdstream.model.quantize import quantize_int8
+from birdstream.model.vit_parallel import ViTParallel
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SpeedOptions:
+    """The ``model:`` keys that trade exactness or start-up time for throughput."""
+
+    quantize: Literal["none", "int8"] = "none"
+    input_size: int | None = None
+    compile: bool = False
+    cuda_graphs: bool = False
+
+    @classmethod
+    def from_config(cls, model: Any) -> SpeedOptions:
+        """From a ``ModelConfig`` (keys missing in an older config mean the default)."""
+        return cls(
+            quantize=getattr(model, "quantize", "none"),
+            input_size=getattr(model, "input_size", None),
+            compile=bool(getattr(model, "compile", False)),
+            cuda_graphs=bool(getattr(model, "cuda_graphs", False)),
+        )
+
+
+def configure_threads(threads: int | None) -> None:
+    """Intra-op threads for CPU inference (``model.threads``); null keeps torch's default (one per core)."""
+    if threads is None:
+        return
+    torch.set_num_threads(int(threads))
+    try:
+        # The forward has no inter-op parallelism; one pool thread instead of one per core.
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # only settable before the first parallel work in the process
+        logger.debug("inter-op threads already fixed at %d", torch.get_num_interop_threads())
+    logger.info("torch CPU threads: %d", torch.get_num_threads())
+
+
+class PreparedNetwork:
+    """A network with its speed options applied; call it on a normalised batch to get float32 logits."""
+
+    def __init__(
+        self, net: ViTParallel, forward: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
+        buckets: tuple[int, ...] | None, applied: list[str], compiled_graphs: bool = False,
+    ) -> None:
+        self.net = net
+        self.device = device
+        self.buckets = buckets
+        self.applied = applied
+        self._forward = forward
+        self._compiled_graphs = compiled_graphs
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) the frames must have: the ingest side resizes to this."""
+        return self.net.size
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            if self.buckets is None:
+                return self._forward(x).float()
+            n = x.shape[0]
+            out = []
+            for start in range(0, n, self.buckets[-1]):  # a batch over the largest bucket runs in pieces
+                part = x[start : start + self.buckets[-1]]
+                size = bucket_for(part.shape[0], self.buckets)
+                if self._compiled_graphs:
+                    # Compiled CUDA graphs reuse their output memory: mark the step, keep a copy.
+                    torch.compiler.cudagraph_mark_step_begin()
+                    out.append(self._forward(pad_batch(part, size))[: part.shape[0]].float().clone())
+                else:
+                    out.append(self._forward(pad_batch(part, size))[: part.shape[0]].float())
+            return out[0] if len(out) == 1 else torch.cat(out)
+
+    def warmup(self, batch_sizes: tuple[int, ...] | None = None) -> None:
+        """Run each bucket (or the given sizes) once so compilation and graph capture happen before service."""
+        sizes = batch_sizes or self.buckets or (1,)
+        for b in sizes:
+            self(torch.zeros((b, 3, *self.input_size), device=self.device))
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def describe(self) -> str:
+        return ", ".join(self.applied) or "defaults"
+
+
+def _device_of(net: torch.nn.Module) -> torch.device:
+    try:
+        return next(net.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def prepare_network(
+    net: ViTParallel, options: SpeedOptions, *, max_batch: int = 32, compile_backend: str = "inductor"
+) -> PreparedNetwork:
+    """Apply ``options`` to a loaded, eval-mode network (in place) and wrap it for the engine.
+
+    int8 on a GPU and CUDA graphs on a CPU are skipped with a warning (the config check refuses
+    them when the device is named explicitly; ``device: auto`` only decides here).
+    """
+    device = _device_of(net)
+    applied: list[str] = []
+    if options.input_size is not None and (options.input_size, options.input_size) != net.size:
+        s = int(options.input_size)
+        try:
+            net.adjust_size((s, s))
+        except ValueError as err:
+            raise ConfigError(f"model.input_size: {s}: {err}") from None
+        applied.append(f"input {s}x{s}")
+    if options.quantize == "int8":
+        if device.type == "cpu":
+            quantize_int8(net)
+            applied.append("int8 dynamic")
+        else:
+            logger.warning("model.quantize: int8 is for the CPU only; running on %s without it", device)
+    forward: Callable[[torch.Tensor], torch.Tensor] = net
+    buckets = None
+    graphs = options.cuda_graphs and device.type == "cuda"
+    if options.cuda_graphs and not graphs:
+        logger.warning("model.cuda_graphs: needs a CUDA device; running on %s without it", device)
+    if options.compile:
+        if net.quantized:
+            raise ConfigError("model.compile: cannot compile an int8-quantized network; set model.quantize: none")
+        # reduce-overhead records CUDA graphs inside the compiled code (one per bucket).
+        forward = torch.compile(
+            net, dynamic=False, backend=compile_backend, mode="reduce-overhead" if graphs else None
+        )
+        buckets = batch_buckets(max_batch)
+        applied.append("torch.compile" + (" + CUDA graphs" if graphs else ""))
+    elif graphs:
+        net.autocast_cache = False
+        buckets = batch_buckets(max_batch)
+        forward = GraphedForward(net, (3, *net.size), device, buckets)
+        applied.append("CUDA graphs")
+    logger.info("model speed options: %s", ", ".join(applied) or "defaults")
+    return PreparedNetwork(net, forward, device, buckets, applied, compiled_graphs=options.compile and graphs)
