@@ -16,7 +16,9 @@ from typing import Protocol
 
 from birdstream.config import Config
 from birdstream.config.models import StreamConfig
+from birdstream.errors import SourceError
 from birdstream.ingest.reader import StreamReader
+from birdstream.ingest.spec import SourceSpec
 from birdstream.messages import Prediction, SightingEvent, StreamStatus
 from birdstream.service import wiring
 from birdstream.track.tracker import SightingTracker
@@ -100,8 +102,9 @@ class LivePipeline:
                                   options=options)
         with self._lock:
             self._trackers[stream.id] = tracker
-        mailbox = self.engine.mailbox(stream.id)
-        reader = StreamReader(wiring.source_spec(stream), input_size=self.classifier.input_size,
+        spec = wiring.source_spec(stream)
+        mailbox = self.engine.mailbox(stream.id, blocking=_offline(spec))
+        reader = StreamReader(spec, input_size=self.classifier.input_size,
                               emit=mailbox.put, on_status=self._status_callback(stream.id),
                               want_full=self.config.snapshots.enabled)
         self._readers[stream.id] = reader
@@ -115,9 +118,9 @@ class LivePipeline:
         self._streams.pop(stream_id, None)
         if reader is not None:
             reader.stop()
-            if not reader.join(5.0):
-                log.warning("stream %s: reader did not stop within 5 s", stream_id)
-        self.engine.remove_stream(stream_id)
+        self.engine.remove_stream(stream_id)  # closes the mailbox: a reader blocked on a full one returns
+        if reader is not None and not reader.join(5.0):
+            log.warning("stream %s: reader did not stop within 5 s", stream_id)
         with self._lock:
             tracker = self._trackers.pop(stream_id, None)
             events = tracker.close() if tracker is not None else []
@@ -187,3 +190,15 @@ class LivePipeline:
     def _emit(self, events: list[SightingEvent]) -> None:
         for event in events:
             self.sink.publish(event)
+
+
+def _offline(spec: SourceSpec) -> bool:
+    """A file or folder read as fast as it goes: every sampled frame is classified, none dropped.
+
+    Its reader waits for the classifier (a blocking mailbox) instead of losing frames to a
+    latest-wins one, so what the daemon finds in a file does not depend on the load.
+    """
+    try:
+        return not spec.live and not spec.realtime
+    except SourceError:  # an unknown scheme: the reader reports it as the stream's error
+        return False

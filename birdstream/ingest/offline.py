@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from pathlib import Path
+from typing import ContextManager
 
 from birdstream.ingest.convert import Size
 from birdstream.ingest.errors import StreamError
@@ -57,22 +59,64 @@ def iter_frames(
     yield from _one(maker, spec, path, stop, hw)
 
 
+def _is_image_container(container) -> bool:
+    """FFmpeg reads a lone picture as a one-frame video (image2, jpeg_pipe, png_pipe, ...)."""
+    name = container.format.name or ""
+    return name == "image2" or name.endswith("_pipe")
+
+
 def _one(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: threading.Event,
          hw: HwDecoder | None) -> Iterator[Frame]:
+    yield from read_media(maker, spec, path, stop, hw, guard=lambda: interruptible(stop))
+
+
+def read_media(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: threading.Event,
+               hw: HwDecoder | None = None, *,
+               guard: Callable[[], ContextManager[object]] = nullcontext) -> Iterator[Frame]:
+    """The frames of one file (or of the spec's source when path is None), judged by what it holds.
+
+    A picture gives one still frame, a clip its sampled frames, whatever the file is named.
+    `guard()` wraps each blocking FFmpeg call (``interruptible`` where the caller has no outer one).
+    """
     if path is not None and is_still(path):
-        frame = maker.from_still(path)
+        try:
+            frame = maker.from_still(path)
+        except StreamError as err:
+            if err.kind != "not_video":
+                raise
+            # A clip under a picture's name (renamed on the card): read it as what it is, else the
+            # picture's error stands.
+            try:
+                with guard():
+                    open_video(spec, path).close()
+            except StreamError:
+                raise err from None
+            yield from _clip(maker, spec, path, stop, hw, guard)
+            return
         if frame is not None:
             yield frame
         return
+    yield from _clip(maker, spec, path, stop, hw, guard)
+
+
+def _clip(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: threading.Event,
+          hw: HwDecoder | None, guard: Callable[[], ContextManager[object]]) -> Iterator[Frame]:
     label = str(path) if path is not None else spec.label
     for attempt in range(2):  # the second, in software, when the hardware fails to decode
-        with interruptible(stop):
+        with guard():
             container = open_video(spec, path, hw if attempt == 0 else None)
+        if path is not None and _is_image_container(container):
+            # A picture under a clip's name: judged as the still it is (one frame makes no video sighting).
+            container.close()
+            frame = maker.from_still(path)
+            if frame is not None:
+                yield frame
+            return
         try:
             live = path is None and (spec.kind != "http" or container.duration is None)
             frames = maker.from_container(container, stop, label=label, path=path, live=live)
             while True:
-                with interruptible(stop):
+                with guard():
                     frame = next(frames, None)
                 if frame is None:
                     return

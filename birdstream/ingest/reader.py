@@ -18,7 +18,8 @@ from birdstream.ingest.frames import FrameMaker
 from birdstream.ingest.hwaccel import HwDecodeFailed, HwDecoder
 from birdstream.ingest.hwaccel import for_spec as hw_for_spec
 from birdstream.ingest.interrupt import interruptible
-from birdstream.ingest.media import FolderWatcher, is_still, list_media, open_video
+from birdstream.ingest.media import FolderWatcher, list_media, open_video
+from birdstream.ingest.offline import read_media
 from birdstream.ingest.spec import SourceSpec, local_path
 from birdstream.messages import Frame, StreamState, StreamStatus
 
@@ -203,23 +204,9 @@ class StreamReader:
         assert maker is not None
         maker.new_file()
         try:
-            if is_still(path):
-                frame = maker.from_still(path)
-                if frame is not None:
-                    self._deliver(frame)
-                return
-            for attempt in range(2):  # the second, in software, when the hardware fails to decode
-                container = open_video(self.spec, path, self._hw if attempt == 0 else None)
-                try:
-                    for frame in maker.from_container(container, self.stop_event, label=str(path),
-                                                      path=path, live=False):
-                        self._deliver(frame)
-                    break
-                except HwDecodeFailed as exc:
-                    assert self._hw is not None
-                    self._hw.failed("decode", f"{path}: decoding failed: {exc}")
-                finally:
-                    container.close()
+            # Judged by content, not name; this thread's FFmpeg calls are already interruptible.
+            for frame in read_media(maker, self.spec, path, self.stop_event, self._hw):
+                self._deliver(frame)
         except StreamError as err:
             self._count_error(err)
             log.warning("stream %s: %s", self.spec.id, err)

@@ -29,15 +29,14 @@ class JsonlLog:
     def _open(self) -> None:
         try:
             self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open for the daemon's life
+            self._size = self._fh.tell()
+            if self._size and not self._ends_with_newline():
+                # A line cut by a power cut: end it, so the next event is a line of its own.
+                self._fh.write(b"\n")
+                self._fh.flush()
+                self._size += 1
         except OSError as err:
             raise PublishError(f"sightings log {self.path}: cannot open for writing ({err.strerror or err})") from None
-        self._size = self._fh.tell()
-        if self._size > 0 and not self._ends_with_newline():
-            # A line cut short (killed mid-write, disk full): end it, or the next event would be
-            # glued to it and both lost to a reader that parses line by line.
-            self._fh.write(b"\n")
-            self._fh.flush()
-            self._size += 1
 
     def _ends_with_newline(self) -> bool:
         with open(self.path, "rb") as fh:
@@ -52,10 +51,13 @@ class JsonlLog:
         elif self._size > 0 and self._size + len(data) > self.options.max_bytes:
             self._rotate()
         assert self._fh is not None
-        self._fh.write(data)
-        self._fh.flush()
-        if self.options.fsync:
-            os.fsync(self._fh.fileno())
+        try:
+            self._fh.write(data)
+            self._fh.flush()
+            if self.options.fsync:
+                os.fsync(self._fh.fileno())
+        except OSError as err:  # name the file: "File too large" alone does not say which
+            raise OSError(err.errno, err.strerror or str(err), str(self.path)) from None
         self._size += len(data)
         metrics.JSONL_LINES.inc()
 
@@ -77,8 +79,12 @@ class JsonlLog:
         self._open()
 
     def close(self) -> None:
-        if self._fh is not None:
-            try:
-                self._fh.close()
-            finally:
-                self._fh = None
+        """Close the file; lines that still cannot be written (disk full) are reported, not raised."""
+        fh, self._fh = self._fh, None
+        if fh is None:
+            return
+        try:
+            fh.close()
+        except OSError as err:
+            metrics.SINK_ERRORS.labels(sink="jsonl").inc()
+            log.error("sightings log %s: the last lines could not be written (%s)", self.path, err.strerror or err)

@@ -91,6 +91,8 @@ class MqttSink:
         self._closing = False
         self._deadline = 0.0
         self._store_failed = False
+        self._delete_failed = False
+        self._volatile_sent = 0  # messages sent from memory while the outbox could not store them
         self._unstored = 0  # queue items taken but not yet committed to the outbox
         self._losses = 0  # connection losses seen by paho's thread
         self._losses_handled = 0
@@ -280,6 +282,7 @@ class MqttSink:
         self._apply_control()
         if self._connected:
             self._fill_window()
+            self._send_unstored()
 
     def _store(self) -> None:
         batch = self._pending
@@ -302,8 +305,36 @@ class MqttSink:
             self._pending = batch  # kept in memory and retried: the disk may come back
             metrics.SINK_ERRORS.labels(sink="outbox").inc()
             if not self._store_failed:
-                log.error("outbox %s: cannot store %d message(s) (%s); retrying", self.outbox.path, len(batch), err)
+                log.error("outbox %s: cannot store %d message(s) (%s); sending them from memory meanwhile",
+                          self.outbox.path, len(batch), err)
             self._store_failed = True
+            over = len(self._pending) - self._in.maxsize
+            if over > 0:  # broker away too: memory is all there is, and it is bounded
+                del self._pending[:over]
+                metrics.OUTBOX_DROPPED.labels(reason="unstored").inc(over)
+                log.error("outbox %s: %d message(s) that could not be stored were dropped", self.outbox.path, over)
+            return
+        if self._volatile_sent:
+            log.info("outbox %s stores messages again (%d were sent from memory meanwhile)",
+                     self.outbox.path, self._volatile_sent)
+            self._volatile_sent = 0
+
+    def _send_unstored(self) -> None:
+        """The outbox cannot store (disk full, read-only card): deliver from memory rather than not at all.
+
+        Only after every stored row went out, so order holds. These messages are not durable: a
+        crash before their PUBACK loses them from MQTT (sightings.jsonl, if writable, has them).
+        """
+        if not (self._store_failed and self._pending) or self.outbox.after(self._cursor, 1):
+            return
+        sent = 0
+        for msg in self._pending:
+            info = self.client.publish(msg.topic, msg.payload, qos=1, retain=msg.retain)
+            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                break
+            sent += 1
+        del self._pending[:sent]
+        self._volatile_sent += sent
 
     def _apply_acks(self) -> None:
         done: list[int] = []
@@ -318,7 +349,15 @@ class MqttSink:
             else:
                 metrics.MQTT_SENT.inc()
             done.append(row_id)
-        self.outbox.delete(done)
+        try:
+            self.outbox.delete(done)
+            self._delete_failed = False
+        except sqlite3.Error as err:  # they stay and go again after a restart: duplicates, not losses
+            metrics.SINK_ERRORS.labels(sink="outbox").inc()
+            if not self._delete_failed:
+                log.error("outbox %s: cannot remove delivered messages (%s); they may be sent twice",
+                          self.outbox.path, err)
+            self._delete_failed = True
 
     def _apply_control(self) -> None:
         announce: set[str] = set()

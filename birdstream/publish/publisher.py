@@ -61,6 +61,7 @@ class Publisher:
         self._jsonl_sink: SinkThread[bytes] | None = None
         self._snapshot_sink: SinkThread[SightingEvent] | None = None
         self._known_streams: set[str] = set()
+        self._snapshot_failing = False
         self._lock = threading.Lock()
         self._started = False
         self._closed = False
@@ -174,9 +175,15 @@ class Publisher:
         jpeg: bytes | None = None
         try:
             event, jpeg = self._snapshots.save(event)
+            if self._snapshot_failing and jpeg is not None:
+                log.info("snapshots are written again")
+                self._snapshot_failing = False
         except (OSError, ValueError) as err:
             metrics.SINK_ERRORS.labels(sink="snapshots").inc()
-            log.error("snapshot of sighting %s not written (%s); the event goes on without it", event.id, err)
+            # One line per failure episode: a full disk must not add a line to every event.
+            (log.debug if self._snapshot_failing else log.error)(
+                "snapshot of sighting %s not written (%s); events go on without one", event.id, err)
+            self._snapshot_failing = True
         self._fan_out(event, jpeg)
 
     def _fan_out(self, event: SightingEvent, jpeg: bytes | None) -> None:

@@ -44,6 +44,18 @@ def _engine_check(engine, stale_s: float):
     return check
 
 
+def _end_unfinished(config: Config, publisher) -> None:
+    """Publish the ends that a killed previous run owes (its open sightings), before new events."""
+    from birdstream.publish.jsonl import FILE_NAME
+    from birdstream.service.recovery import closing_events
+
+    events = closing_events(Path(config.state_dir) / FILE_NAME, config.station)
+    for event in events:
+        publisher.publish(event)
+    if events:
+        log.warning("the previous run did not stop cleanly: ended %d sighting(s) it left open", len(events))
+
+
 def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
     from birdstream.engine.classifier import Classifier
     from birdstream.model.speed import SpeedOptions, configure_threads
@@ -62,6 +74,7 @@ def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
 
     publisher = wiring.publisher(config)
     publisher.start()
+    _end_unfinished(config, publisher)
     pipeline = LivePipeline(config, classifier, publisher)
     try:
         pipeline.start()
