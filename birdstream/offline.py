@@ -29,6 +29,8 @@ from birdstream.track.tracker import SightingTracker
 
 log = logging.getLogger(__name__)
 
+METRICS_LABEL = "classify"  # one label for every file: a card of 100k files must not make 100k label sets
+
 SUMMARY_FIELDS = ("file", "stream", "species", "start", "end", "media_start_s", "media_end_s", "best_score", "frames", "id")
 
 
@@ -55,27 +57,34 @@ class OfflineRun:
         frames = iter_frames(spec, self.classifier.input_size, on_error=self.errors.append)
         stills = StillsTracker(station=self.config.station, class_names=self.classifier.class_names,
                                model_id=self.classifier.model_id, options=self.options,
-                               stream_of=lambda frame: name(frame.source))
+                               stream_of=lambda frame: name(frame.source), metrics_label=METRICS_LABEL)
         video: SightingTracker | None = None
         video_source: str | None = None
-        for batch in _batched(frames, self.config.model.max_batch):
-            probs = self.classifier(np.stack([frame.image for frame in batch]))
-            for frame, p in zip(batch, probs):
-                if frame.media_time is None:  # a still: judged on its score (a camera trap fires on movement)
-                    if video is not None:
-                        yield from video.close()
-                        video, video_source = None, None
-                    yield from stills.update(Prediction(dataclasses.replace(frame, motion=None), p))
-                    continue
-                if video is None or frame.source != video_source:
-                    if video is not None:
-                        yield from video.close()
-                    yield from stills.close()
-                    video_source = frame.source
-                    video = SightingTracker(station=self.config.station, stream_id=name(frame.source),
-                                            class_names=self.classifier.class_names,
-                                            model_id=self.classifier.model_id, options=self.options)
-                yield from video.update(Prediction(frame, p))
+        try:
+            for batch in _batched(frames, self.config.model.max_batch):
+                probs = self.classifier(np.stack([frame.image for frame in batch]))
+                for frame, p in zip(batch, probs):
+                    if frame.media_time is None:  # a still: judged on its score (a camera trap fires on movement)
+                        if video is not None:
+                            yield from video.close()
+                            video, video_source = None, None
+                        yield from stills.update(Prediction(dataclasses.replace(frame, motion=None), p))
+                        continue
+                    if video is None or frame.source != video_source:
+                        if video is not None:
+                            yield from video.close()
+                        yield from stills.close()
+                        video_source = frame.source
+                        video = SightingTracker(station=self.config.station, stream_id=name(frame.source),
+                                                class_names=self.classifier.class_names,
+                                                model_id=self.classifier.model_id, options=self.options,
+                                                metrics_label=METRICS_LABEL)
+                    yield from video.update(Prediction(frame, p))
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a sighting that started still ends, as in the daemon
+            if video is not None:
+                yield from video.close()
+            yield from stills.close()
+            raise
         if video is not None:
             yield from video.close()
         yield from stills.close()

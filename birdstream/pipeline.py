@@ -87,8 +87,7 @@ class LivePipeline:
         if self._ticker.ident is not None:
             self._ticker.join(5.0)
         with self._lock:
-            events = [e for tracker in self._trackers.values() for e in tracker.close()]
-        self._emit(events)
+            self._emit([e for tracker in self._trackers.values() for e in tracker.close()])
 
     # ---- streams ----------------------------------------------------------------------------
 
@@ -123,8 +122,7 @@ class LivePipeline:
             log.warning("stream %s: reader did not stop within 5 s", stream_id)
         with self._lock:
             tracker = self._trackers.pop(stream_id, None)
-            events = tracker.close() if tracker is not None else []
-        self._emit(events)
+            self._emit(tracker.close() if tracker is not None else [])
         log.info("stream %s: removed", stream_id)
 
     def apply(self, config: Config, added: Iterable[str], removed: Iterable[str], changed: Iterable[str]) -> None:
@@ -157,7 +155,7 @@ class LivePipeline:
                 tracker = self._trackers.get(prediction.frame.stream_id)
                 if tracker is not None:
                     events.extend(tracker.update(prediction))
-        self._emit(events)
+            self._emit(events)
 
     def _status_callback(self, stream_id: str) -> Callable[[StreamStatus], None]:
         def on_status(status: StreamStatus) -> None:
@@ -167,8 +165,7 @@ class LivePipeline:
                 self.engine.drain(timeout=10.0, stream_id=stream_id)
                 with self._lock:
                     tracker = self._trackers.get(stream_id)
-                    events = tracker.close() if tracker is not None else []
-                self._emit(events)
+                    self._emit(tracker.close() if tracker is not None else [])
             status = self._with_engine_drops(status)
             self.sink.publish_status(status)
             if self._on_status is not None:
@@ -180,14 +177,15 @@ class LivePipeline:
         last_status = time.monotonic()
         while not self._stop.wait(TICK_S):
             with self._lock:
-                events = [e for tracker in self._trackers.values() for e in tracker.tick()]
-            self._emit(events)
+                self._emit([e for tracker in self._trackers.values() for e in tracker.tick()])
             if time.monotonic() - last_status >= STATUS_EVERY_S:
                 last_status = time.monotonic()
                 for status in self.statuses():
                     self.sink.publish_status(status)
 
     def _emit(self, events: list[SightingEvent]) -> None:
+        """Hand events to the sink; called under the tracker lock, so one sighting's events leave in
+        order whichever thread made them (the sink only queues: this never waits on I/O)."""
         for event in events:
             self.sink.publish(event)
 

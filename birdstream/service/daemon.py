@@ -72,8 +72,15 @@ def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
     if sup.stopping:
         return 0
 
+    # The HTTP port first: a port in use is an error before any stream or sink is running.
+    http = start_http(config.http, sup.snapshot)
     publisher = wiring.publisher(config)
-    publisher.start()
+    try:
+        publisher.start()
+    except BaseException:
+        if http is not None:
+            http.close()
+        raise
     _end_unfinished(config, publisher)
     pipeline = LivePipeline(config, classifier, publisher)
     try:
@@ -81,8 +88,9 @@ def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
     except BaseException:
         pipeline.stop()
         publisher.close(0)
+        if http is not None:
+            http.close()
         raise
-    http = start_http(config.http, sup.snapshot)
 
     engine = pipeline.engine
     sup.add_check("engine", _engine_check(engine, config.service.watchdog_stale_s))

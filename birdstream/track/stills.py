@@ -36,6 +36,7 @@ class StillsTracker:
         stream_of: Callable[[Frame], str] = lambda frame: frame.stream_id,
         burst_key: Callable[[Frame], object] = _folder,
         id_factory: Callable[[], object] = uuid.uuid4,
+        metrics_label: str | None = None,
     ):
         """`stream_of` names a sighting's stream from its burst's first still; a change of
         `burst_key` (by default the still's folder) also ends a burst."""
@@ -47,6 +48,7 @@ class StillsTracker:
         self._stream_of = stream_of
         self._burst_key = burst_key
         self._id_factory = id_factory
+        self._metrics_label = metrics_label
         self._first: Prediction | None = None
         self._tracker: SightingTracker | None = None
         self._last_t = 0.0
@@ -100,6 +102,7 @@ class StillsTracker:
             options=options,
             id_factory=self._id_factory,
             start_from_first_frame=True,
+            metrics_label=self._metrics_label,
         )
 
 

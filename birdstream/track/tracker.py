@@ -77,11 +77,15 @@ class SightingTracker:
         id_factory: Callable[[], object] = uuid.uuid4,
         clock: Callable[[], float] = time.monotonic,
         start_from_first_frame: bool = False,
+        metrics_label: str | None = None,
     ):
         """`clock` (any steady seconds) only serves tick() without a time; `start_from_first_frame`
-        seeds the smoothing with the first frame (still bursts) instead of zero."""
+        seeds the smoothing with the first frame (still bursts) instead of zero; `metrics_label`
+        is the `stream` label of its counters (default the stream id; one fixed label offline, where
+        every file is a stream and a label each would grow without bound)."""
         self.station = station
         self.stream_id = stream_id
+        self._label = stream_id if metrics_label is None else metrics_label
         self.model_id = model_id
         self.class_names = tuple(class_names)
         self.options = opts = check_species(options, self.class_names)
@@ -119,7 +123,7 @@ class SightingTracker:
         frame = pred.frame
         probs = np.asarray(pred.probs, dtype=np.float64).reshape(-1)
         if probs.shape[0] != len(self.class_names) or not np.all(np.isfinite(probs)):
-            metrics.BAD_PREDICTIONS.labels(stream=self.stream_id).inc()
+            metrics.BAD_PREDICTIONS.labels(stream=self._label).inc()
             if not self._warned_bad:
                 self._warned_bad = True
                 log.warning(
@@ -191,7 +195,7 @@ class SightingTracker:
             return []
         log.warning("stream %s: frame times went back by %.0f s (wall clock set back, or an older file); "
                     "tracking goes on from the new time", self.stream_id, -jump)
-        metrics.CLOCK_JUMPS.labels(stream=self.stream_id).inc()
+        metrics.CLOCK_JUMPS.labels(stream=self._label).inc()
         self._fed = None
         self._cand = None
         self._smoother.shift(jump)
@@ -227,7 +231,7 @@ class SightingTracker:
         if opts.scenery and frame.motion is not None and opts.still_limit_s > 0:
             moved = max(op.started_t, self._last_motion_t or op.started_t)
             if t - moved >= opts.still_limit_s:
-                metrics.SCENERY_ENDED.labels(stream=self.stream_id).inc()
+                metrics.SCENERY_ENDED.labels(stream=self._label).inc()
                 events.append(self._end("still"))
         return events
 
@@ -245,13 +249,13 @@ class SightingTracker:
         if s[c] < self._enter[c]:
             top = int(np.argmax(s))
             if not self._eligible[top] and s[top] >= self._enter[top]:
-                metrics.HELD_BACK.labels(stream=self.stream_id, reason="filtered").inc()
+                metrics.HELD_BACK.labels(stream=self._label, reason="filtered").inc()
             self._cand = None
             return []
         judged_on_score = not opts.scenery or frame.motion is None
         if not judged_on_score and self._baseline.known:
             if s[c] < self._baseline.value[c] + opts.baseline_margin:
-                metrics.HELD_BACK.labels(stream=self.stream_id, reason="scenery").inc()
+                metrics.HELD_BACK.labels(stream=self._label, reason="scenery").inc()
                 self._cand = None
                 return []
         if self._cand is None or self._cand.species != c:
@@ -264,7 +268,7 @@ class SightingTracker:
         if not judged_on_score and (
             self._last_motion_t is None or t - self._last_motion_t > opts.motion_window_s
         ):
-            metrics.HELD_BACK.labels(stream=self.stream_id, reason="no_motion").inc()
+            metrics.HELD_BACK.labels(stream=self._label, reason="no_motion").inc()
             self._cand = None
             return []
         events = [self._end("switch")] if self._open is not None else []
@@ -290,7 +294,7 @@ class SightingTracker:
         op.last_event_t = t
         run = op.run
         ending = kind == "end"
-        metrics.SIGHTING_EVENTS.labels(stream=self.stream_id, event=kind).inc()
+        metrics.SIGHTING_EVENTS.labels(stream=self._label, event=kind).inc()
         return SightingEvent(
             id=op.id,
             seq=op.seq,
