@@ -59,6 +59,7 @@ def start_http(config: HttpConfig, health: Callable[[], HealthSnapshot]) -> Http
 class _Handler(BaseHTTPRequestHandler):
     health: Callable[[], HealthSnapshot]
     server_version = "birdstream"
+    timeout = 10  # an idle or half-sent request does not hold a thread for ever
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         path = self.path.split("?", 1)[0]

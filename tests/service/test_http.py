@@ -52,3 +52,20 @@ def test_disabled_and_busy_port(tmp_path: Path) -> None:
     with HttpEndpoint("127.0.0.1", 0, supervisor.snapshot) as first:
         with pytest.raises(BirdstreamError, match=rf"http: cannot listen on 127.0.0.1:{first.port}"):
             start_http(HttpConfig(enabled=True, port=first.port), supervisor.snapshot)
+
+
+def test_an_idle_connection_is_closed_and_does_not_block_others() -> None:
+    import socket
+    import time
+
+    supervisor = Supervisor(health_file=None, notifier=Notifier(None))
+    supervisor.tick()
+    with HttpEndpoint("127.0.0.1", 0, supervisor.snapshot).start() as endpoint:
+        idle = socket.create_connection(("127.0.0.1", endpoint.port))
+        idle.sendall(b"GET /heal")  # half a request line, then silence
+        assert get(f"http://127.0.0.1:{endpoint.port}/healthz")[0] in (200, 503)
+        idle.settimeout(30)  # without a server-side timeout this recv would raise TimeoutError
+        started = time.monotonic()
+        assert idle.recv(1024) == b""  # the server closed the idle connection
+        assert time.monotonic() - started < 30
+        idle.close()
