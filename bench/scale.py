@@ -107,7 +107,7 @@ def run_step(n: int, args: argparse.Namespace, work: Path, weights: Path, clip: 
         try:
             daemon.start(ready_timeout=300)
             wait_until(lambda: len(scrape(http_port)) >= n and all(
-                s["emitted"] > 0 for k, s in scrape(http_port).items() if k.startswith("cam")), 60,
+                s["emitted"] > 0 for k, s in scrape(http_port).items() if k.startswith("cam")), 180,
                 "every stream delivering")
             time.sleep(args.warmup_s)  # a fixed warm-up before the measured window (a bench, not a test)
             t0, before = time.time(), scrape(http_port)
