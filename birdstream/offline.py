@@ -8,7 +8,6 @@ classifier takes them, nothing is dropped, and event times are on the file's own
 from __future__ import annotations
 
 import csv
-import dataclasses
 import logging
 import sys
 from collections.abc import Iterable, Iterator
@@ -24,8 +23,7 @@ from birdstream.ingest.offline import iter_frames
 from birdstream.ingest.spec import SourceSpec
 from birdstream.messages import Frame, Prediction, SightingEvent, rfc3339
 from birdstream.service import wiring
-from birdstream.track.stills import StillsTracker
-from birdstream.track.tracker import SightingTracker
+from birdstream.track.media import MediaTracker
 
 log = logging.getLogger(__name__)
 
@@ -55,39 +53,18 @@ class OfflineRun:
 
         spec = SourceSpec(id="classify", url=str(path), sample_fps=self.sample_fps, motion_gate=False)
         frames = iter_frames(spec, self.classifier.input_size, on_error=self.errors.append)
-        stills = StillsTracker(station=self.config.station, class_names=self.classifier.class_names,
+        tracker = MediaTracker(station=self.config.station, class_names=self.classifier.class_names,
                                model_id=self.classifier.model_id, options=self.options,
                                stream_of=lambda frame: name(frame.source), metrics_label=METRICS_LABEL)
-        video: SightingTracker | None = None
-        video_source: str | None = None
         try:
             for batch in _batched(frames, self.config.model.max_batch):
                 probs = self.classifier(np.stack([frame.image for frame in batch]))
                 for frame, p in zip(batch, probs):
-                    if frame.media_time is None:  # a still: judged on its score (a camera trap fires on movement)
-                        if video is not None:
-                            yield from video.close()
-                            video, video_source = None, None
-                        yield from stills.update(Prediction(dataclasses.replace(frame, motion=None), p))
-                        continue
-                    if video is None or frame.source != video_source:
-                        if video is not None:
-                            yield from video.close()
-                        yield from stills.close()
-                        video_source = frame.source
-                        video = SightingTracker(station=self.config.station, stream_id=name(frame.source),
-                                                class_names=self.classifier.class_names,
-                                                model_id=self.classifier.model_id, options=self.options,
-                                                metrics_label=METRICS_LABEL)
-                    yield from video.update(Prediction(frame, p))
+                    yield from tracker.update(Prediction(frame, p))
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a sighting that started still ends, as in the daemon
-            if video is not None:
-                yield from video.close()
-            yield from stills.close()
+            yield from tracker.close()
             raise
-        if video is not None:
-            yield from video.close()
-        yield from stills.close()
+        yield from tracker.close()
 
 
 def _batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:

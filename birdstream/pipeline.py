@@ -21,7 +21,7 @@ from birdstream.ingest.reader import StreamReader
 from birdstream.ingest.spec import SourceSpec
 from birdstream.messages import Prediction, SightingEvent, StreamStatus
 from birdstream.service import wiring
-from birdstream.track.tracker import SightingTracker
+from birdstream.track.media import MediaTracker
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class LivePipeline:
             on_predictions=self._on_predictions,
         )
         self._lock = threading.Lock()
-        self._trackers: dict[str, SightingTracker] = {}
+        self._trackers: dict[str, MediaTracker] = {}
         self._readers: dict[str, StreamReader] = {}
         self._streams: dict[str, StreamConfig] = {}
         self._stop = threading.Event()
@@ -96,9 +96,10 @@ class LivePipeline:
         if stream.id in self._readers:
             raise ValueError(f"stream {stream.id} is already running")
         options = wiring.track_options(self.config.sightings, self.classifier.class_names, stream.sample_fps)
-        tracker = SightingTracker(station=self.config.station, stream_id=stream.id,
-                                  class_names=self.classifier.class_names, model_id=self.classifier.model_id,
-                                  options=options)
+        stream_id = stream.id
+        tracker = MediaTracker(station=self.config.station, class_names=self.classifier.class_names,
+                               model_id=self.classifier.model_id, options=options,
+                               stream_of=lambda frame: stream_id)
         with self._lock:
             self._trackers[stream.id] = tracker
         spec = wiring.source_spec(stream)

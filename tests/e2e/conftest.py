@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from birdstream.messages import SightingEvent, StreamStatus
 from tests.support.mosquitto import Mosquitto
 from tests.support.planted import PLANTED_COLOURS, make_planted_checkpoint
 
@@ -31,3 +34,28 @@ def birdstream_cmd(*args: str) -> list[str]:
 
 def json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+class Collect:
+    """A sink that keeps what the pipeline publishes."""
+
+    def __init__(self) -> None:
+        self.events: list[SightingEvent] = []
+        self.statuses: list[StreamStatus] = []
+        self.lock = threading.Lock()
+
+    def publish(self, event: SightingEvent) -> None:
+        with self.lock:
+            self.events.append(event)
+
+    def publish_status(self, status: StreamStatus) -> None:
+        with self.lock:
+            self.statuses.append(status)
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.1)

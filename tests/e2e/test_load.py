@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import tracemalloc
 from pathlib import Path
 
 from birdstream.config import config_from_dict
 from birdstream.engine.classifier import Classifier
-from birdstream.messages import SightingEvent, StreamStatus
 from birdstream.pipeline import LivePipeline
-from tests.e2e.conftest import RED
+from tests.e2e.conftest import RED, Collect, wait_until
 from tests.support.video import Box, make_video
 
 STREAMS = 8
-
-
-class Collect:
-    """A sink that keeps what the pipeline publishes."""
-
-    def __init__(self) -> None:
-        self.events: list[SightingEvent] = []
-        self.statuses: list[StreamStatus] = []
-        self.lock = threading.Lock()
-
-    def publish(self, event: SightingEvent) -> None:
-        with self.lock:
-            self.events.append(event)
-
-    def publish_status(self, status: StreamStatus) -> None:
-        with self.lock:
-            self.statuses.append(status)
 
 
 class SlowClassifier:
@@ -46,14 +27,6 @@ class SlowClassifier:
         out = self.inner(images)
         time.sleep(max(0.0, self.seconds - (time.monotonic() - start)))
         return out
-
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.1)
 
 
 def test_eight_realtime_streams_share_the_engine_with_bounded_memory(tmp_path: Path, planted: Path) -> None:
