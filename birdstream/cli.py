@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -285,7 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging("INFO" if args.command == "run" else "WARNING")
     command, codes = COMMANDS[args.command]
     # The daemon handles its own signals; the others stop on SIGTERM like on Ctrl-C.
-    old_handler = signal.signal(signal.SIGTERM, _terminate) if args.command != "run" else None
+    stopper = _Stopper() if args.command != "run" else None
+    old_handlers = {sig: signal.signal(sig, stopper) for sig in (signal.SIGTERM, signal.SIGINT)} if stopper else {}
+    args.stop_event = stopper.event if stopper else None
     try:
         return command(args)
     except BirdstreamError as exc:
@@ -293,23 +296,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         return next((code for kind, code in codes.items() if isinstance(exc, kind)), EXIT_FAILURE)
     except KeyboardInterrupt as exc:
         sys.stderr.write("birdstream: interrupted\n")
-        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+        terminated = isinstance(exc, Terminated) or (stopper is not None and stopper.signum == signal.SIGTERM)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_FAILURE  # stdout closed early (e.g. piped into head)
     except Exception:
         log.exception("internal error in %s", args.command)
         return EXIT_FAILURE
     finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGTERM, old_handler)
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so that output files (--out, --summary) are closed complete."""
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated
+class _Stopper:
+    """SIGTERM/SIGINT handler of the one-shot commands: raises, and also sets `event`.
+
+    A signal that lands while FFmpeg runs a Python callback has its exception swallowed there;
+    the event still tells the command's loop (and a blocked FFmpeg call) to stop.
+    """
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.signum = signum
+        self.event.set()
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
 
 def _one_line(text: str) -> str:

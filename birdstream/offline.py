@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import logging
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -35,7 +36,10 @@ SUMMARY_FIELDS = ("file", "stream", "species", "start", "end", "media_start_s", 
 class OfflineRun:
     """Classifies one input (file or folder) at a time with the daemon's classifier and trackers."""
 
-    def __init__(self, classifier: Any, config: Config, *, sample_fps: float) -> None:
+    def __init__(self, classifier: Any, config: Config, *, sample_fps: float,
+                 stop: threading.Event | None = None) -> None:
+        """`stop`, once set, ends the run as Ctrl-C does (set by the CLI's signal handler)."""
+        self.stop = stop or threading.Event()
         self.classifier = classifier
         self.config = config
         self.sample_fps = sample_fps
@@ -52,7 +56,7 @@ class OfflineRun:
             return Path(source).relative_to(base).as_posix() if base is not None else Path(source).name
 
         spec = SourceSpec(id="classify", url=str(path), sample_fps=self.sample_fps, motion_gate=False)
-        frames = iter_frames(spec, self.classifier.input_size, on_error=self.errors.append)
+        frames = iter_frames(spec, self.classifier.input_size, on_error=self.errors.append, stop=self.stop)
         tracker = MediaTracker(station=self.config.station, class_names=self.classifier.class_names,
                                model_id=self.classifier.model_id, options=self.options,
                                stream_of=lambda frame: name(frame.source), metrics_label=METRICS_LABEL)
@@ -61,6 +65,10 @@ class OfflineRun:
                 probs = self.classifier(np.stack([frame.image for frame in batch]))
                 for frame, p in zip(batch, probs):
                     yield from tracker.update(Prediction(frame, p))
+                if self.stop.is_set():
+                    raise KeyboardInterrupt
+            if self.stop.is_set():  # reading ended early because of the stop, not at the end of the input
+                raise KeyboardInterrupt
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a sighting that started still ends, as in the daemon
             yield from tracker.close()
             raise
@@ -111,7 +119,7 @@ def classify_main(args: Any, config: Config) -> int:
     classifier = Classifier.load(config.model.weights, config.model.device, config.model.precision,
                                  config.model.cache_dir, speed=SpeedOptions.from_config(config.model),
                                  max_batch=config.model.max_batch)
-    run = OfflineRun(classifier, config, sample_fps=args.sample_fps)
+    run = OfflineRun(classifier, config, sample_fps=args.sample_fps, stop=getattr(args, "stop_event", None))
     progress = None if args.quiet else sys.stderr
     failed = 0
     with ExitStack() as stack:
