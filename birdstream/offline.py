@@ -8,6 +8,7 @@ classifier takes them, nothing is dropped, and event times are on the file's own
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import sys
 import threading
@@ -66,8 +67,8 @@ class OfflineRun:
                 for frame, p in zip(batch, probs):
                     yield from tracker.update(Prediction(frame, p))
                 if self.stop.is_set():
-                    raise KeyboardInterrupt
-            if self.stop.is_set():  # reading ended early because of the stop, not at the end of the input
+                    break
+            if self.stop.is_set():  # stopped, not at the end of the input: end as on Ctrl-C
                 raise KeyboardInterrupt
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a sighting that started still ends, as in the daemon
             yield from tracker.close()
@@ -155,8 +156,6 @@ def classify_main(args: Any, config: Config) -> int:
 
 
 def _json_line(event: SightingEvent) -> str:
-    import json
-
     return json.dumps(event.to_payload(), ensure_ascii=False) + "\n"
 
 

@@ -56,7 +56,6 @@ class LivePipeline:
         self._lock = threading.Lock()
         self._trackers: dict[str, MediaTracker] = {}
         self._readers: dict[str, StreamReader] = {}
-        self._streams: dict[str, StreamConfig] = {}
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick_loop, name="track-tick", daemon=True)
 
@@ -108,14 +107,12 @@ class LivePipeline:
                               emit=mailbox.put, on_status=self._status_callback(stream.id),
                               want_full=self.config.snapshots.enabled)
         self._readers[stream.id] = reader
-        self._streams[stream.id] = stream
         reader.start()
         log.info("stream %s: started", stream.id)
 
     def remove_stream(self, stream_id: str) -> None:
         """Stop one stream and end its open sighting; the others are not disturbed."""
         reader = self._readers.pop(stream_id, None)
-        self._streams.pop(stream_id, None)
         if reader is not None:
             reader.stop()
         self.engine.remove_stream(stream_id)  # closes the mailbox: a reader blocked on a full one returns

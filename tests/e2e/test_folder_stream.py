@@ -10,7 +10,8 @@ from PIL import Image
 from birdstream.config import config_from_dict
 from birdstream.engine.classifier import Classifier
 from birdstream.pipeline import LivePipeline
-from tests.e2e.conftest import BLUE, Collect, wait_until
+from tests.e2e.conftest import BLUE, Collect
+from tests.support.daemon import wait_until
 
 
 def test_a_still_dropped_into_a_watched_folder_is_one_sighting_of_that_stream(tmp_path: Path, planted: Path) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 from birdstream.config import config_from_dict
 from birdstream.engine.classifier import Classifier
 from birdstream.pipeline import LivePipeline
-from tests.e2e.conftest import RED, Collect, wait_until
+from tests.e2e.conftest import RED, Collect
+from tests.support.daemon import wait_until
 from tests.support.video import Box, make_video
 
 STREAMS = 8

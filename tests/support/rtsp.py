@@ -12,19 +12,14 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.support.mosquitto import free_port
+
 SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
 
 
 def system_python() -> str:
     """The interpreter with GStreamer's `gi` bindings ($BIRDSTREAM_GI_PYTHON, else /usr/bin/python3)."""
     return os.environ.get("BIRDSTREAM_GI_PYTHON", "/usr/bin/python3")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def gi_available() -> bool:
