@@ -54,6 +54,17 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _hwaccel(text: str) -> str | None:
+    from birdstream.config.base import check_hwaccel as check
+
+    if text.strip().lower() in ("none", "null", "software", "off"):
+        return None
+    try:
+        return str(check(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="birdstream", description="Bird sightings from camera streams.")
     parser.add_argument("--version", action="version", version=f"birdstream {__version__}")
@@ -77,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frames per second classified from videos (default 2)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: the config's model.device)")
     p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), help="default: the config's")
+    p.add_argument("--hwaccel", type=_hwaccel, metavar="TYPE",
+                   help="hardware video decoding: auto | cuda | vaapi | qsv | ... (default: software); "
+                        "falls back to software with one line on stderr")
+    p.add_argument("--hwaccel-device", metavar="DEV", help="e.g. 0 (cuda) or /dev/dri/renderD128 (vaapi)")
+    p.add_argument("--keyframes-only", action="store_true",
+                   help="decode only key frames (much cheaper; for low --sample-fps)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
     p = sub.add_parser("fetch-model", help="download published weights into the cache and verify sha256")

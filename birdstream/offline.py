@@ -38,9 +38,15 @@ class OfflineRun:
     """Classifies one input (file or folder) at a time with the daemon's classifier and trackers."""
 
     def __init__(self, classifier: Any, config: Config, *, sample_fps: float,
-                 stop: threading.Event | None = None) -> None:
-        """`stop`, once set, ends the run as Ctrl-C does (set by the CLI's signal handler)."""
+                 stop: threading.Event | None = None, hwaccel: str | None = None,
+                 hwaccel_device: str | None = None, keyframes_only: bool = False) -> None:
+        """`stop`, once set, ends the run as Ctrl-C does (set by the CLI's signal handler).
+
+        `hwaccel`/`hwaccel_device`/`keyframes_only` are the stream keys of the same names: hardware
+        decoding (falling back to software with one line per run) and key-frame-only decoding.
+        """
         self.stop = stop or threading.Event()
+        self.decode = {"hwaccel": hwaccel, "hwaccel_device": hwaccel_device, "keyframes_only": keyframes_only}
         self.classifier = classifier
         self.config = config
         self.sample_fps = sample_fps
@@ -56,7 +62,7 @@ class OfflineRun:
                 return path.name
             return Path(source).relative_to(base).as_posix() if base is not None else Path(source).name
 
-        spec = SourceSpec(id="classify", url=str(path), sample_fps=self.sample_fps, motion_gate=False)
+        spec = SourceSpec(id="classify", url=str(path), sample_fps=self.sample_fps, motion_gate=False, **self.decode)
         frames = iter_frames(spec, self.classifier.input_size, on_error=self.errors.append, stop=self.stop)
         tracker = MediaTracker(station=self.config.station, class_names=self.classifier.class_names,
                                model_id=self.classifier.model_id, options=self.options,
@@ -120,7 +126,9 @@ def classify_main(args: Any, config: Config) -> int:
     classifier = Classifier.load(config.model.weights, config.model.device, config.model.precision,
                                  config.model.cache_dir, speed=SpeedOptions.from_config(config.model),
                                  max_batch=config.model.max_batch)
-    run = OfflineRun(classifier, config, sample_fps=args.sample_fps, stop=getattr(args, "stop_event", None))
+    run = OfflineRun(classifier, config, sample_fps=args.sample_fps, stop=getattr(args, "stop_event", None),
+                     hwaccel=getattr(args, "hwaccel", None), hwaccel_device=getattr(args, "hwaccel_device", None),
+                     keyframes_only=getattr(args, "keyframes_only", False))
     progress = None if args.quiet else sys.stderr
     failed = 0
     with ExitStack() as stack:

@@ -78,7 +78,7 @@ HWACCEL_TYPES = ("auto", "cuda", "vaapi", "qsv", "vdpau", "vulkan", "drm", "vide
                  "d3d12va", "dxva2", "opencl", "mediacodec", "amf", "ohcodec")
 
 
-def _hwaccel(value: Any) -> Any:
+def check_hwaccel(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     value = value.strip().lower()

@@ -29,7 +29,7 @@ from birdstream.config.base import (
     _upper,
     _as_str,
     HWACCEL_TYPES,
-    _hwaccel,
+    check_hwaccel,
     ConfigPath,
     Ident,
     Section,
@@ -118,7 +118,7 @@ class StreamConfig(Section):
     """RTSP only: tcp (reliable, the default) or udp."""
     keyframes_only: bool = False
     """Decode only keyframes: far less CPU, sampling limited to the camera's keyframe interval."""
-    hwaccel: Annotated[Literal[HWACCEL_TYPES] | None, BeforeValidator(_hwaccel)] = None  # type: ignore[valid-type]
+    hwaccel: Annotated[Literal[HWACCEL_TYPES] | None, BeforeValidator(check_hwaccel)] = None  # type: ignore[valid-type]
     """Hardware decoding: null (software) | auto (first of cuda, vaapi, qsv that works, else software) | cuda | vaapi | qsv | ...; falls back to software when the device fails."""
     hwaccel_device: Annotated[str, BeforeValidator(_as_str), Field(min_length=1)] | None = None
     """Device for hwaccel: e.g. 0 (cuda GPU index) or /dev/dri/renderD128 (vaapi); null = the default device."""

@@ -218,3 +218,47 @@ def test_bursts_of_two_cameras_taken_at_the_same_time_stay_bursts(tmp_path: Path
     by_id = sightings(json_lines(result.stdout))
     assert sorted((s[0]["stream"], s[-1]["frames"]) for s in by_id.values()) == [
         ("cam1/IMG_0.jpg", 3), ("cam2/IMG_0.jpg", 3)]
+
+
+def _gpu_present() -> bool:
+    return any(Path(p).exists() for p in ("/dev/nvidia0", "/dev/nvidiactl"))
+
+
+@pytest.mark.skipif(_gpu_present(), reason="a GPU is present: cuda decodes for real, no fallback to see")
+def test_hwaccel_without_a_gpu_falls_back_with_one_line_and_finds_the_same_sightings(
+        tmp_path: Path, planted: Path) -> None:
+    card = tmp_path / "card"
+    card.mkdir()
+    make_video(card / "a.mp4", duration_s=6, fps=10, objects=[Box(RED, BIRD, 1.0, 4.0)])
+    make_video(card / "b.mp4", duration_s=6, fps=10, objects=[Box(BLUE, BIRD, 2.0, 5.0)])
+    software = classify("--model", str(planted), "-q", str(card))
+    hardware = classify("--model", str(planted), "-q", "--hwaccel", "cuda", "--hwaccel-device", "0", str(card))
+    assert software.returncode == 0 and hardware.returncode == 0, hardware.stderr
+    found = [(e["stream"], e["species"], e["event"], e["media_start_s"]) for e in json_lines(hardware.stdout)]
+    assert found == [(e["stream"], e["species"], e["event"], e["media_start_s"]) for e in json_lines(software.stdout)]
+    assert {(s, sp) for s, sp, _, _ in found} == {("a.mp4", "Scarlet Tanager"), ("b.mp4", "Indian Roller")}
+    lines = hardware.stderr.strip().splitlines()
+    assert len(lines) == 1 and "hardware decoding (cuda) not used" in lines[0], hardware.stderr
+    assert software.stderr == ""
+
+
+def test_a_misspelt_hwaccel_is_a_usage_error_with_a_suggestion(tmp_path: Path, planted: Path) -> None:
+    video = make_video(tmp_path / "v.mp4", duration_s=1, fps=10)
+    result = classify("--model", str(planted), "--hwaccel", "cudaa", str(video))
+    assert result.returncode == 2 and result.stdout == ""
+    assert "--hwaccel" in result.stderr and "did you mean 'cuda'" in result.stderr
+
+
+def test_keyframes_only_classifies_only_key_frames_and_still_sees_the_visit(tmp_path: Path, planted: Path) -> None:
+    # One key frame per second (gop 10 at 10 fps); sampling at 4 fps sees 4 frames a second, key frames 1.
+    video = make_video(tmp_path / "trap.mp4", duration_s=10, fps=10, gop=10, objects=[Box(RED, BIRD, 2.0, 8.0)])
+    frames = {}
+    for mode, extra in (("all", ()), ("keyframes", ("--keyframes-only",))):
+        summary = tmp_path / f"{mode}.csv"
+        result = classify("--model", str(planted), "-q", "--sample-fps", "4", "--summary", str(summary),
+                          *extra, str(video))
+        assert result.returncode == 0, result.stderr
+        rows = list(csv.DictReader(summary.open()))
+        assert [r["species"] for r in rows] == ["Scarlet Tanager"], rows
+        frames[mode] = int(rows[0]["frames"])
+    assert frames["keyframes"] <= 7 < frames["all"], frames
