@@ -86,6 +86,8 @@ class MqttSink:
         self._cursor = 0  # highest row id handed to paho
         self._pending: list[OutMessage] = []  # failed to store; retried
         self._streams: set[str] = set()
+        self._removed: set[str] = set()  # streams cleared by remove_stream and not added since
+        self._removed_lock = threading.Lock()
         self._connected = False
         self._problem: str | None = None
         self._closing = False
@@ -158,8 +160,34 @@ class MqttSink:
 
     def add_stream(self, stream: str) -> None:
         """Announce a stream to Home Assistant (once per connection and on HA's birth message)."""
+        with self._removed_lock:
+            back = stream in self._removed
+            self._removed.discard(stream)
         self._control.append(("stream", stream))
         self._wake.set()
+        if back and self.options.discovery:
+            # Back after a removal whose clearing may still wait in the outbox: announce through the
+            # outbox too, so Home Assistant gets the documents after the clearing, not before.
+            self.submit([OutMessage(topic, encode(doc), True, None) for topic, doc in
+                         discovery.documents(self.topics, stream, self.options.discovery_prefix).items()])
+
+    def remove_stream(self, stream: str) -> bool:
+        """Clear a stream that is gone: empty retained payloads on its ``last``, ``status`` and
+        ``snapshot`` topics and (with discovery) its Home Assistant config topics, which removes its
+        entities. Through the outbox, after everything submitted before; each replaces a pending
+        message of the same topic. The stream is no longer announced."""
+        messages = [OutMessage(topic, b"", True, key) for topic, key in (
+            (self.topics.last(stream), f"last/{stream}"),
+            (self.topics.stream_status(stream), f"status/{stream}"),
+            (self.topics.snapshot(stream), f"snapshot/{stream}"),
+        )]
+        if self.options.discovery:
+            messages += [OutMessage(topic, b"", True, None)
+                         for topic in discovery.documents(self.topics, stream, self.options.discovery_prefix)]
+        with self._removed_lock:
+            self._removed.add(stream)
+        self._control.append(("remove", stream))
+        return self.submit(messages)
 
     def wait_stored(self, deadline: float) -> bool:
         """Wait (until the monotonic deadline) until every submitted message is in the outbox."""
@@ -366,6 +394,9 @@ class MqttSink:
             if what == "stream" and stream not in self._streams:
                 self._streams.add(stream)
                 announce.add(stream)
+            elif what == "remove":
+                self._streams.discard(stream)
+                announce.discard(stream)
             elif what == "discovery":
                 announce |= self._streams
         if announce and self._connected and self.options.discovery:

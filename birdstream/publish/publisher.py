@@ -7,7 +7,9 @@ or network, and a dead broker never stalls the log. Snapshots are written first 
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -27,6 +29,7 @@ from birdstream.publish.snapshots import SnapshotStore
 log = logging.getLogger(__name__)
 
 OUTBOX_FILE = "outbox.sqlite3"
+STREAMS_FILE = "mqtt_streams.json"  # the streams whose retained topics this station has set
 
 
 class Publisher:
@@ -43,8 +46,11 @@ class Publisher:
         outbox: OutboxOptions | None = None,
         topic_prefix: str | None = None,
         streams: Iterable[str] = (),
+        forget_unlisted: bool = False,
         queue_size: int = 10_000,
     ) -> None:
+        """``streams``: announced at start. ``forget_unlisted``: ``streams`` is the whole configuration,
+        so streams a previous run published for and that are no longer in it are cleared at start."""
         self.station = station
         self.state_dir = Path(state_dir)
         self.mqtt_options = mqtt
@@ -54,6 +60,7 @@ class Publisher:
         prefix = topic_prefix if topic_prefix is not None else (mqtt.topic_prefix if mqtt else "birdstream")
         self.topics = Topics(prefix, station)
         self._streams = list(streams)
+        self._forget_unlisted = forget_unlisted
         self._queue_size = queue_size
         self._mqtt: MqttSink | None = None
         self._jsonl: JsonlLog | None = None
@@ -61,6 +68,7 @@ class Publisher:
         self._jsonl_sink: SinkThread[bytes] | None = None
         self._snapshot_sink: SinkThread[SightingEvent] | None = None
         self._known_streams: set[str] = set()
+        self._recorded: set[str] = set()  # streams of the file not seen by this run
         self._snapshot_failing = False
         self._lock = threading.Lock()
         self._started = False
@@ -88,8 +96,15 @@ class Publisher:
                 sink.start()
         if self._mqtt is not None:
             self._mqtt.start()
+            previous = self._read_streams_file()
+            gone = previous - set(self._streams) if self._forget_unlisted else set()
+            self._recorded = set() if self._forget_unlisted else previous  # kept in the file until cleared
             for stream in self._streams:
                 self._note_stream(stream)
+            for stream in sorted(gone):
+                log.info("stream %s is no longer configured: clearing its retained MQTT topics", stream)
+                self._mqtt.remove_stream(stream)
+            self._write_streams_file()
         self._started = True
 
     def _open_sinks(self) -> None:
@@ -144,6 +159,19 @@ class Publisher:
                        f"status/{status.stream_id}")
         ])
 
+    def forget_stream(self, stream: str, timeout: float = 5.0) -> None:
+        """A stream was removed from the config: clear its retained MQTT topics and its Home
+        Assistant entities, after its last events (waits up to ``timeout`` for the snapshot queue)."""
+        if not self._started or self._closed or self._mqtt is None:
+            return
+        if self._snapshot_sink is not None and not self._snapshot_sink.wait_idle(time.monotonic() + timeout):
+            log.warning("stream %s: its last events are still queued; clearing its retained topics anyway", stream)
+        with self._lock:
+            self._known_streams.discard(stream)
+            self._recorded.discard(stream)
+            self._mqtt.remove_stream(stream)
+            self._write_streams_file()
+
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every event handed over so far is in the log and the outbox (not: delivered)."""
         deadline = time.monotonic() + timeout
@@ -168,6 +196,35 @@ class Publisher:
             if stream not in self._known_streams:
                 self._known_streams.add(stream)
                 self._mqtt.add_stream(stream)
+                if self._started:
+                    self._write_streams_file()
+
+    def _streams_file(self) -> Path:
+        return self.state_dir / STREAMS_FILE
+
+    def _read_streams_file(self) -> set[str]:
+        """The streams a previous run set retained topics for, under this station and prefix."""
+        path = self._streams_file()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("topics") != self.topics.base:
+                return set()  # another station name or prefix: those topics are not ours to clear
+            return {s for s in data["streams"] if isinstance(s, str)}
+        except FileNotFoundError:
+            return set()
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            log.warning("%s: unreadable (%s); streams removed while stopped keep their retained topics", path, err)
+            return set()
+
+    def _write_streams_file(self) -> None:
+        path = self._streams_file()
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            streams = sorted(self._known_streams | self._recorded)
+            tmp.write_text(json.dumps({"topics": self.topics.base, "streams": streams}), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as err:
+            log.warning("%s: cannot write (%s)", path, err.strerror or err)
 
     # -- sink threads ------------------------------------------------------------------------------
     def _write_snapshot(self, event: SightingEvent) -> None:

@@ -54,6 +54,9 @@ def _end_unfinished(config: Config, publisher) -> None:
         publisher.publish(event)
     if events:
         log.warning("the previous run did not stop cleanly: ended %d sighting(s) it left open", len(events))
+    configured = {stream.id for stream in config.streams if stream.enabled}
+    for stream in sorted({event.stream for event in events} - configured):
+        publisher.forget_stream(stream)  # its end is out; a stream no longer configured leaves no topics
 
 
 def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
@@ -102,6 +105,8 @@ def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
         if diff.restart_needed:
             log.warning("reload: %s changed; restart the service to apply it", ", ".join(diff.restart_needed))
         pipeline.apply(new, added=diff.added, removed=diff.removed, changed=diff.changed)
+        for stream_id in diff.removed:
+            publisher.forget_stream(stream_id)  # after its open sighting ended: clears its retained topics
         state["config"] = new
 
     if config_path is not None:

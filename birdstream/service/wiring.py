@@ -107,4 +107,5 @@ def publisher(config: Config) -> Publisher:
                                   max_total_mb=s.max_total_mb),
         outbox=OutboxOptions(max_messages=config.outbox.max_events, max_age_days=config.outbox.max_age_days),
         streams=[stream.id for stream in config.streams if stream.enabled],
+        forget_unlisted=True,
     )

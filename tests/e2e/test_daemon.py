@@ -12,7 +12,8 @@ from pathlib import Path
 
 from tests.e2e.conftest import BLUE, RED, birdstream_cmd
 from tests.support.cli import birdstream_env
-from tests.support.mosquitto import Mosquitto, Subscriber
+from tests.support.daemon import wait_until
+from tests.support.mosquitto import Mosquitto, Subscriber, retained_messages
 from tests.support.video import Box, make_video
 
 
@@ -130,3 +131,54 @@ def test_run_with_a_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
                           env=birdstream_env())
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "sampel_fps" in proc.stderr and "sample_fps" in proc.stderr
+
+
+def test_sighup_adds_and_removes_streams_and_a_removed_one_leaves_nothing_on_the_broker(
+        tmp_path: Path, planted: Path, broker: Mosquitto) -> None:
+    # A bird arrives after 1 s and stays (one arrival: a bird there from the first frame is scenery).
+    red = make_video(tmp_path / "red.mp4", duration_s=40, fps=10, objects=[Box(RED, (110, 70, 100, 90), 1.0)])
+    blue = make_video(tmp_path / "blue.mp4", duration_s=40, fps=10, objects=[Box(BLUE, (110, 70, 100, 90), 1.0)])
+
+    def stream(name: str, video: Path) -> str:
+        return f"  - id: {name}\n    url: {video}\n    realtime: true\n    sample_fps: 4\n"
+
+    config = write_config(tmp_path, planted, broker, stream("feeder", red) + stream("pond", blue))
+    config.write_text(config.read_text().replace("mqtt:\n", "mqtt:\n  ha_discovery:\n    enabled: true\n"))
+    notify = NotifySocket(tmp_path / "notify.sock")
+    env = birdstream_env({"NOTIFY_SOCKET": str(notify.path)})
+    topic = "birdstream/test/{}/{}".format
+    with Subscriber(broker.port, ["birdstream/test/#"]) as sub:
+        proc = subprocess.Popen(birdstream_cmd("run", "-c", str(config)), env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            notify.wait_for("READY=1", 120)
+            starts = {name: sub.wait_for(lambda m, n=name: m.topic == topic(n, "sighting"), timeout=60)[0]
+                      for name in ("feeder", "pond")}
+            assert retained_topics_of(broker, "pond")  # pond's state and entities are on the broker
+
+            config.write_text(config.read_text().replace(stream("pond", blue), stream("gate", red)))
+            proc.send_signal(signal.SIGHUP)
+            end = sub.wait_for(lambda m: m.topic == topic("pond", "sighting")
+                               and json.loads(m.payload)["event"] == "end", timeout=30)[0]
+            assert json.loads(end.payload)["id"] == json.loads(starts["pond"].payload)["id"]
+            sub.wait_for(lambda m: m.topic == topic("gate", "sighting"), timeout=60)
+            wait_until(lambda: not retained_topics_of(broker, "pond"), timeout=30, what="pond's topics cleared")
+            assert {"feeder", "gate"} <= {t.split("/")[-2].split("_")[0] for t in retained_topics_of(broker)}
+            # feeder was not touched: its sighting goes on, never ended by the reload.
+            assert not [m for m in sub.on_topic(topic("feeder", "sighting")) if json.loads(m.payload)["event"] == "end"]
+            assert proc.poll() is None
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+            notify.close()
+    assert proc.returncode == 0, stderr
+    assert "reload" in stderr and "Traceback" not in stderr
+
+
+def retained_topics_of(broker: Mosquitto, stream: str | None = None) -> set[str]:
+    """Retained topics of one stream (its own and its Home Assistant documents), or of every one."""
+    topics = retained_messages(broker.port, ["birdstream/test/+/+", "homeassistant/sensor/#"])
+    return {t for t in topics if stream is None or f"/{stream}/" in t or f"/{stream}_" in t}

@@ -24,6 +24,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -344,3 +345,16 @@ class Subscriber:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def retained_messages(port: int, topics: Iterable[str] = ("#",), timeout: float = 10.0) -> dict[str, bytes]:
+    """Topic -> payload of every message the broker holds retained under ``topics``, complete.
+
+    The broker sends a new subscription's retained messages before it forwards anything published
+    afterwards, so once a marker published after subscribing comes back, every retained one is in.
+    """
+    marker = f"birdstream-test/barrier/{uuid.uuid4().hex}"
+    with Subscriber(port, [*topics, marker], timeout=timeout) as sub:
+        sub.client.publish(marker, b"", qos=1)
+        sub.wait_for(lambda m: m.topic == marker, timeout=timeout)
+        return {m.topic: m.payload for m in sub.messages if m.retain and m.topic != marker}
