@@ -126,6 +126,7 @@ def classify_main(args: Any, config: Config) -> int:
     classifier = Classifier.load(config.model.weights, config.model.device, config.model.precision,
                                  config.model.cache_dir, speed=SpeedOptions.from_config(config.model),
                                  max_batch=config.model.max_batch)
+    classifier.prepare()  # compile / capture before decoding starts (decoder threads may use the GPU)
     run = OfflineRun(classifier, config, sample_fps=args.sample_fps, stop=getattr(args, "stop_event", None),
                      hwaccel=getattr(args, "hwaccel", None), hwaccel_device=getattr(args, "hwaccel_device", None),
                      keyframes_only=getattr(args, "keyframes_only", False))

@@ -37,6 +37,7 @@ class Classifier:
         # Same arithmetic, in the same order, as the reference transform: *1/255, -mean, /std.
         self._mean = mean.view(1, 3, 1, 1).to(device)
         self._std = std.view(1, 3, 1, 1).to(device)
+        self.max_batch = max_batch
         self._pinned: torch.Tensor | None = None
         self._host: np.ndarray | None = None
 
@@ -77,7 +78,7 @@ class Classifier:
         """A reusable uint8 [n, H, W, 3] host array (pinned on CUDA) to stack frames into."""
         if self._host is None or self._host.shape[0] < n:
             h, w = self.input_size
-            shape = (max(n, 1), h, w, 3)
+            shape = (max(n, self.max_batch, 1), h, w, 3)  # once: pinned allocations are slow
             if self.device.type == "cuda":
                 self._pinned = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
                 self._host = self._pinned.numpy()
@@ -112,10 +113,27 @@ class Classifier:
             probs = torch.softmax(logits.float(), dim=1)
             return probs.cpu().numpy()
 
+    def prepare(self) -> None:
+        """Compile / capture every batch bucket now (model.compile, model.cuda_graphs), not in service.
+
+        If that fails (a compiler or driver problem), say so in one line and run the network
+        eagerly: slower, same results, and the station keeps working.
+        """
+        if self.forward.buckets is None:
+            return
+        try:
+            self.forward.warmup()
+        except Exception as exc:  # noqa: BLE001 - any compile/capture failure has the same remedy
+            log.error("model.compile / model.cuda_graphs (%s) failed: %s; running without them",
+                      self.forward.describe(), _root_cause(exc))
+            self.forward = self.forward.without_compile_and_graphs()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+                torch.cuda.empty_cache()
+
     def warm_up(self, batch_size: int = 1) -> None:
         """Run one batch (and compile or capture every batch bucket) before the service is READY."""
-        if self.forward.buckets is not None:
-            self.forward.warmup()
+        self.prepare()
         h, w = self.input_size
         self(np.zeros((batch_size, h, w, 3), np.uint8))
         if self.device.type == "cuda":
@@ -125,3 +143,16 @@ class Classifier:
         """Give cached device memory back after an out-of-memory error."""
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def _root_cause(exc: BaseException) -> str:
+    """``Type: first line`` of the innermost cause (compiler errors wrap the real one, with long traces)."""
+    seen = {id(exc)}
+    while True:
+        inner = exc.__cause__ or getattr(exc, "inner_exception", None)  # torch.compile wraps it there
+        if not isinstance(inner, BaseException) or id(inner) in seen:
+            break
+        exc = inner
+        seen.add(id(exc))
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")

@@ -149,7 +149,10 @@ class HwDecoder:
         return None
 
     def _make(self, kind: str) -> HWAccel:
-        return HWAccel(kind, device=self.device, allow_software_fallback=True)
+        # CUDA: share the device's primary context (the one torch uses) instead of creating a
+        # context, and its memory, for every stream and every reconnect.
+        options = {"primary_ctx": "1"} if kind == "cuda" else None
+        return HWAccel(kind, device=self.device, allow_software_fallback=True, options=options)
 
     def _device_text(self) -> str:
         return f" {self.device!r}" if self.device else ""

@@ -63,18 +63,22 @@ class GraphedForward:
         """Record the forward for a batch of exactly ``batch`` (a bucket size)."""
         if batch in self._graphs:
             return
-        static_in = torch.zeros((batch, *self.sample_shape), device=self.device)
-        # Warm up on a side stream (cuBLAS/SDPA workspaces, lazy init), as the CUDA graph docs ask.
-        side = torch.cuda.Stream(device=self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.inference_mode(), torch.cuda.stream(side):
-            for _ in range(self.warmup_iters):
-                self.fn(static_in)
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.inference_mode(), torch.cuda.graph(graph):
-            static_out = self.fn(static_in)
-        torch.cuda.synchronize(self.device)
+        # The model's device current throughout (torch.cuda.graph works on the current device).
+        with torch.cuda.device(self.device), torch.inference_mode():
+            static_in = torch.zeros((batch, *self.sample_shape), device=self.device)
+            # Warm up on a side stream (cuBLAS/SDPA workspaces, lazy init, compilation), as the CUDA
+            # graph docs ask.
+            side = torch.cuda.Stream(device=self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                for _ in range(self.warmup_iters):
+                    self.fn(static_in)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            # thread_local: decoder threads (NVDEC) may use CUDA while this thread captures.
+            with torch.cuda.graph(graph, stream=side, capture_error_mode="thread_local"):
+                static_out = self.fn(static_in)
+            torch.cuda.synchronize(self.device)
         self._graphs[batch] = (graph, static_in, static_out)
         logger.debug("captured a CUDA graph for batch %d", batch)
 
@@ -85,7 +89,8 @@ class GraphedForward:
         b = bucket_for(n, self.buckets)
         self.capture(b)
         graph, static_in, static_out = self._graphs[b]
-        static_in[:n].copy_(x, non_blocking=True)
-        graph.replay()
-        # The next replay overwrites static_out: hand out a copy.
-        return static_out[:n].clone()
+        with torch.inference_mode():
+            static_in[:n].copy_(x, non_blocking=True)
+            graph.replay()
+            # The next replay overwrites static_out: hand out a copy.
+            return static_out[:n].clone()

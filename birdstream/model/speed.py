@@ -62,19 +62,21 @@ def configure_threads(threads: int | None) -> None:
     logger.info("torch CPU threads: %d", torch.get_num_threads())
 
 
+COMPILE, GRAPHS = "torch.compile", "CUDA graphs"
+
+
 class PreparedNetwork:
     """A network with its speed options applied; call it on a normalised batch to get float32 logits."""
 
     def __init__(
         self, net: ViTParallel, forward: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
-        buckets: tuple[int, ...] | None, applied: list[str], compiled_graphs: bool = False,
+        buckets: tuple[int, ...] | None, applied: list[str],
     ) -> None:
         self.net = net
         self.device = device
         self.buckets = buckets
         self.applied = applied
         self._forward = forward
-        self._compiled_graphs = compiled_graphs
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -90,21 +92,26 @@ class PreparedNetwork:
             for start in range(0, n, self.buckets[-1]):  # a batch over the largest bucket runs in pieces
                 part = x[start : start + self.buckets[-1]]
                 size = bucket_for(part.shape[0], self.buckets)
-                if self._compiled_graphs:
-                    # Compiled CUDA graphs reuse their output memory: mark the step, keep a copy.
-                    torch.compiler.cudagraph_mark_step_begin()
-                    out.append(self._forward(pad_batch(part, size))[: part.shape[0]].float().clone())
-                else:
-                    out.append(self._forward(pad_batch(part, size))[: part.shape[0]].float())
+                out.append(self._forward(pad_batch(part, size))[: part.shape[0]].float())
             return out[0] if len(out) == 1 else torch.cat(out)
 
     def warmup(self, batch_sizes: tuple[int, ...] | None = None) -> None:
-        """Run each bucket (or the given sizes) once so compilation and graph capture happen before service."""
+        """Run each bucket (or the given sizes) once so compilation and graph capture happen before service.
+
+        The inputs are made under inference mode, as the classifier's are: torch.compile guards on
+        it, so warming up with ordinary tensors would compile every bucket a second time in service.
+        """
         sizes = batch_sizes or self.buckets or (1,)
-        for b in sizes:
-            self(torch.zeros((b, 3, *self.input_size), device=self.device))
+        with torch.inference_mode():
+            for b in sizes:
+                self(torch.zeros((b, 3, *self.input_size), device=self.device))
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+
+    def without_compile_and_graphs(self) -> PreparedNetwork:
+        """The same network run eagerly: the fallback when compiling or capturing fails."""
+        applied = [a for a in self.applied if a not in (COMPILE, GRAPHS)]
+        return PreparedNetwork(self.net, self.net, self.device, None, applied)
 
     def describe(self) -> str:
         return ", ".join(self.applied) or "defaults"
@@ -148,16 +155,16 @@ def prepare_network(
     if options.compile:
         if net.quantized:
             raise ConfigError("model.compile: cannot compile an int8-quantized network; set model.quantize: none")
-        # reduce-overhead records CUDA graphs inside the compiled code (one per bucket).
-        forward = torch.compile(
-            net, dynamic=False, backend=compile_backend, mode="reduce-overhead" if graphs else None
-        )
         buckets = batch_buckets(max_batch)
-        applied.append("torch.compile" + (" + CUDA graphs" if graphs else ""))
-    elif graphs:
+        # One static-shape compilation per bucket (padded batches never change shape otherwise).
+        forward = torch.compile(net, dynamic=False, backend=compile_backend, recompile_limit=len(buckets) + 2)
+        applied.append(COMPILE)
+    if graphs:
+        # Our own graphs, around the compiled code too: process-wide (not per thread, as
+        # torch.compile's reduce-overhead mode keeps them), captured at warm-up, replayed by the engine.
         net.autocast_cache = False
         buckets = batch_buckets(max_batch)
-        forward = GraphedForward(net, (3, *net.size), device, buckets)
-        applied.append("CUDA graphs")
+        forward = GraphedForward(forward, (3, *net.size), device, buckets)
+        applied.append(GRAPHS)
     logger.info("model speed options: %s", ", ".join(applied) or "defaults")
-    return PreparedNetwork(net, forward, device, buckets, applied, compiled_graphs=options.compile and graphs)
+    return PreparedNetwork(net, forward, device, buckets, applied)

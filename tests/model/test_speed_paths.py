@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 
@@ -185,3 +186,59 @@ def test_compile_option_pads_to_buckets(net, images):
 def test_compile_refuses_int8(net):
     with pytest.raises(ConfigError, match="model.compile"):
         prepare_network(copy.deepcopy(net), SpeedOptions(quantize="int8", compile=True), compile_backend="eager")
+
+
+@pytest.fixture
+def fresh_dynamo():
+    """Compiled code is cached per function across tests: start and end without any."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+class CountingBackend:
+    """A torch.compile backend that counts compilations and runs the traced graph as it is."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.compiles = 0
+        self.fail = fail
+
+    def __call__(self, gm: torch.fx.GraphModule, example_inputs: list) -> object:
+        self.compiles += 1
+        if self.fail:
+            raise RuntimeError("simulated compiler failure\nsecond line of a long compiler trace")
+        return gm.forward
+
+
+def test_warm_up_compiles_each_bucket_once_for_service_calls(net, images, fresh_dynamo):
+    backend = CountingBackend()
+    prepared = prepare_network(copy.deepcopy(net).fuse(), SpeedOptions(compile=True), max_batch=4,
+                               compile_backend=backend)
+    prepared.warmup()
+    assert backend.compiles == 3  # buckets 1, 2, 4
+    # The classifier calls it under inference mode: no batch size may compile again.
+    with torch.inference_mode():
+        for n in (1, 2, 3, 4, 7):
+            assert prepared(images[:n].contiguous()).shape == (n, 50)
+    assert backend.compiles == 3
+
+
+def _planted_classifier(tmp_path, speed):
+    from birdstream.engine.classifier import Classifier
+    from tests.support.planted import make_planted_checkpoint
+
+    return Classifier.load(str(make_planted_checkpoint(tmp_path / "p.pt")), "cpu", "fp32", speed=speed, max_batch=4)
+
+
+def test_a_failing_compile_falls_back_to_eager_with_one_line(tmp_path, caplog, fresh_dynamo):
+    clf = _planted_classifier(tmp_path, SpeedOptions(compile=True))
+    frames = np.random.default_rng(0).integers(0, 256, (3, *clf.input_size, 3), dtype=np.uint8)
+    expected = _planted_classifier(tmp_path, SpeedOptions())(frames)
+    clf.forward = prepare_network(clf.net, SpeedOptions(compile=True), max_batch=4,
+                                  compile_backend=CountingBackend(fail=True))
+    clf.warm_up(2)
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "running without them" in errors[0].getMessage()
+    assert "simulated compiler failure" in errors[0].getMessage() and "second line" not in errors[0].getMessage()
+    assert clf.forward.buckets is None and "torch.compile" not in clf.forward.describe()
+    np.testing.assert_allclose(clf(frames), expected, atol=1e-6)
