@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.e2e.conftest import BLUE, RED, birdstream_cmd
@@ -53,6 +55,33 @@ class NotifySocket:
         self.sock.close()
 
 
+@contextlib.contextmanager
+def running(config: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], NotifySocket]]:
+    """`birdstream run -c config` with a real NOTIFY_SOCKET, yielded once READY; killed if still up at the end."""
+    notify = NotifySocket(tmp_path / "notify.sock")
+    env = birdstream_env({"NOTIFY_SOCKET": str(notify.path)})
+    proc = subprocess.Popen(birdstream_cmd("run", "-c", str(config)), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        notify.wait_for("READY=1", 120)
+        yield proc, notify
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        notify.close()
+
+
+def terminate(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM; the daemon must exit 0 without a traceback. Returns its stderr."""
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    return stderr
+
+
 def write_config(tmp_path: Path, planted: Path, broker: Mosquitto, streams: str) -> Path:
     config = tmp_path / "config.yaml"
     config.write_text(f"""
@@ -85,13 +114,8 @@ def test_run_publishes_sightings_and_ends_them_cleanly_on_sigterm(tmp_path: Path
   - id: short
     url: {short}
 """)
-    notify = NotifySocket(tmp_path / "notify.sock")
-    env = birdstream_env({"NOTIFY_SOCKET": str(notify.path)})
     with Subscriber(broker.port, ["birdstream/test/#"]) as sub:
-        proc = subprocess.Popen(birdstream_cmd("run", "-c", str(config)), env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        try:
-            notify.wait_for("READY=1", 120)
+        with running(config, tmp_path) as (proc, notify):
             start = sub.wait_for(lambda m: m.topic == "birdstream/test/live/sighting"
                                  and json.loads(m.payload)["event"] == "start", timeout=60)[0]
             # The short file ends: its sighting ended, its state is `stopped`, the daemon keeps running.
@@ -99,17 +123,8 @@ def test_run_publishes_sightings_and_ends_them_cleanly_on_sigterm(tmp_path: Path
                          and json.loads(m.payload)["event"] == "end", timeout=60)
             sub.wait_for(lambda m: m.topic == "birdstream/test/short/status"
                          and json.loads(m.payload)["state"] == "stopped", timeout=60)
-            assert proc.poll() is None
             assert sub.wait_for(lambda m: m.topic == "birdstream/test/status", timeout=10)[-1].payload == b"online"
-            proc.send_signal(signal.SIGTERM)
-            _, stderr = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-            notify.close()
-        assert proc.returncode == 0, stderr
-        assert "Traceback" not in stderr
+            terminate(proc)
         sighting_id = json.loads(start.payload)["id"]
         end = sub.wait_for(lambda m: m.topic == "birdstream/test/live/sighting"
                            and json.loads(m.payload)["event"] == "end", timeout=10)[0]
@@ -144,38 +159,23 @@ def test_sighup_adds_and_removes_streams_and_a_removed_one_leaves_nothing_on_the
 
     config = write_config(tmp_path, planted, broker, stream("feeder", red) + stream("pond", blue))
     config.write_text(config.read_text().replace("mqtt:\n", "mqtt:\n  ha_discovery:\n    enabled: true\n"))
-    notify = NotifySocket(tmp_path / "notify.sock")
-    env = birdstream_env({"NOTIFY_SOCKET": str(notify.path)})
     topic = "birdstream/test/{}/{}".format
-    with Subscriber(broker.port, ["birdstream/test/#"]) as sub:
-        proc = subprocess.Popen(birdstream_cmd("run", "-c", str(config)), env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        try:
-            notify.wait_for("READY=1", 120)
-            starts = {name: sub.wait_for(lambda m, n=name: m.topic == topic(n, "sighting"), timeout=60)[0]
-                      for name in ("feeder", "pond")}
-            assert retained_topics_of(broker, "pond")  # pond's state and entities are on the broker
+    with Subscriber(broker.port, ["birdstream/test/#"]) as sub, running(config, tmp_path) as (proc, _):
+        starts = {name: sub.wait_for(lambda m, n=name: m.topic == topic(n, "sighting"), timeout=60)[0]
+                  for name in ("feeder", "pond")}
+        assert retained_topics_of(broker, "pond")  # pond's state and entities are on the broker
 
-            config.write_text(config.read_text().replace(stream("pond", blue), stream("gate", red)))
-            proc.send_signal(signal.SIGHUP)
-            end = sub.wait_for(lambda m: m.topic == topic("pond", "sighting")
-                               and json.loads(m.payload)["event"] == "end", timeout=30)[0]
-            assert json.loads(end.payload)["id"] == json.loads(starts["pond"].payload)["id"]
-            sub.wait_for(lambda m: m.topic == topic("gate", "sighting"), timeout=60)
-            wait_until(lambda: not retained_topics_of(broker, "pond"), timeout=30, what="pond's topics cleared")
-            assert {"feeder", "gate"} <= {t.split("/")[-2].split("_")[0] for t in retained_topics_of(broker)}
-            # feeder was not touched: its sighting goes on, never ended by the reload.
-            assert not [m for m in sub.on_topic(topic("feeder", "sighting")) if json.loads(m.payload)["event"] == "end"]
-            assert proc.poll() is None
-            proc.send_signal(signal.SIGTERM)
-            _, stderr = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-            notify.close()
-    assert proc.returncode == 0, stderr
-    assert "reload" in stderr and "Traceback" not in stderr
+        config.write_text(config.read_text().replace(stream("pond", blue), stream("gate", red)))
+        proc.send_signal(signal.SIGHUP)
+        end = sub.wait_for(lambda m: m.topic == topic("pond", "sighting")
+                           and json.loads(m.payload)["event"] == "end", timeout=30)[0]
+        assert json.loads(end.payload)["id"] == json.loads(starts["pond"].payload)["id"]
+        sub.wait_for(lambda m: m.topic == topic("gate", "sighting"), timeout=60)
+        wait_until(lambda: not retained_topics_of(broker, "pond"), timeout=30, what="pond's topics cleared")
+        assert {"feeder", "gate"} <= {t.split("/")[-2].split("_")[0] for t in retained_topics_of(broker)}
+        # feeder was not touched: its sighting goes on, never ended by the reload.
+        assert not [m for m in sub.on_topic(topic("feeder", "sighting")) if json.loads(m.payload)["event"] == "end"]
+        assert "reload" in terminate(proc)
 
 
 def retained_topics_of(broker: Mosquitto, stream: str | None = None) -> set[str]:
