@@ -18,6 +18,7 @@ from PIL import Image
 from birdstream.publish import load_schema
 from tests.e2e.conftest import BLUE, RED, birdstream_cmd, json_lines
 from tests.support.cli import birdstream_env, run_cli
+from tests.support.devices import nvidia_gpu_present
 from tests.support.video import Box, make_video
 
 BIRD = (110, 70, 100, 90)  # x, y, w, h on 320x240: about 12% of the frame
@@ -220,11 +221,7 @@ def test_bursts_of_two_cameras_taken_at_the_same_time_stay_bursts(tmp_path: Path
         ("cam1/IMG_0.jpg", 3), ("cam2/IMG_0.jpg", 3)]
 
 
-def _gpu_present() -> bool:
-    return any(Path(p).exists() for p in ("/dev/nvidia0", "/dev/nvidiactl"))
-
-
-@pytest.mark.skipif(_gpu_present(), reason="a GPU is present: cuda decodes for real, no fallback to see")
+@pytest.mark.skipif(nvidia_gpu_present(), reason="a GPU is present: cuda decodes for real, no fallback to see")
 def test_hwaccel_without_a_gpu_falls_back_with_one_line_and_finds_the_same_sightings(
         tmp_path: Path, planted: Path) -> None:
     card = tmp_path / "card"

@@ -18,18 +18,14 @@ from birdstream.ingest import SourceSpec, StreamReader, iter_frames
 from birdstream.ingest.hwaccel import HwDecoder
 from birdstream.service.wiring import source_spec
 from tests.ingest.conftest import RED
+from tests.support.devices import nvidia_gpu_present
 from tests.support.http_media import HttpMediaServer
 from tests.support.video import Box, make_video
 
 HW_LOGGER = "birdstream.ingest.hwaccel"
 
 
-def gpu_present() -> bool:
-    """An NVIDIA GPU is passed to this machine (the device nodes torch.cuda would need exist)."""
-    return any(Path(p).exists() for p in ("/dev/nvidia0", "/dev/nvidiactl"))
-
-
-GPU = gpu_present()
+GPU = nvidia_gpu_present()
 no_gpu_only = pytest.mark.skipif(GPU, reason="a GPU is present: cuda decodes for real, no fallback to see")
 
 
