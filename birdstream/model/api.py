@@ -22,7 +22,7 @@ from birdstream.model.download import ProgressCallback, fetch_model_verified
 from birdstream.model.metrics import CHECKPOINT_LOAD_FAILURES, LOAD_SECONDS
 from birdstream.model.registry import KNOWN_WEIGHTS, PublishedWeights
 from birdstream.model.transforms import classification_transform
-from birdstream.model.vit_parallel import ViTParallel
+from birdstream.model.vit_parallel import ViTParallel, module_device
 
 logger = logging.getLogger(__name__)
 
@@ -189,13 +189,6 @@ def load_pretrained_model(
     return net, info
 
 
-def _net_device(net: torch.nn.Module) -> torch.device:
-    try:
-        return next(net.parameters()).device
-    except StopIteration:
-        return torch.device("cpu")
-
-
 def infer_image(
     net: torch.nn.Module,
     sample: Image.Image | str | os.PathLike[str],
@@ -216,7 +209,7 @@ def infer_image(
             raise SourceError(f"{os.fspath(sample)}: cannot read image ({err})") from None
     else:
         raise TypeError(f"expected a PIL image or a path, got {type(sample).__name__}")
-    dev = torch.device(device) if device is not None else _net_device(net)
+    dev = torch.device(device) if device is not None else module_device(net)
     x = transform(image).unsqueeze(0).to(dev)
     return infer_batch(net, x, return_embedding=return_embedding, tta=tta, return_logits=return_logits)
 

@@ -24,7 +24,7 @@ import torch
 from birdstream.errors import ConfigError
 from birdstream.model.graphs import GraphedForward, batch_buckets, bucket_for, pad_batch
 from birdstream.model.quantize import quantize_int8
-from birdstream.model.vit_parallel import ViTParallel
+from birdstream.model.vit_parallel import ViTParallel, module_device
 
 logger = logging.getLogger(__name__)
 
@@ -117,13 +117,6 @@ class PreparedNetwork:
         return ", ".join(self.applied) or "defaults"
 
 
-def _device_of(net: torch.nn.Module) -> torch.device:
-    try:
-        return next(net.parameters()).device
-    except StopIteration:
-        return torch.device("cpu")
-
-
 def prepare_network(
     net: ViTParallel, options: SpeedOptions, *, max_batch: int = 32, compile_backend: str = "inductor"
 ) -> PreparedNetwork:
@@ -132,7 +125,7 @@ def prepare_network(
     int8 on a GPU and CUDA graphs on a CPU are skipped with a warning (the config check refuses
     them when the device is named explicitly; ``device: auto`` only decides here).
     """
-    device = _device_of(net)
+    device = module_device(net)
     applied: list[str] = []
     if options.input_size is not None and (options.input_size, options.input_size) != net.size:
         s = int(options.input_size)

@@ -203,6 +203,14 @@ class ParallelBlock(nn.Module):
         return F.linear(x, getattr(self, f"f_{name}_w"), getattr(self, f"f_{name}_b"))
 
 
+def module_device(module: nn.Module) -> torch.device:
+    """The device of a module's parameters (the CPU for a module without any)."""
+    try:
+        return next(module.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
 def _branch_sum(xs: list[torch.Tensor]) -> torch.Tensor:
     out = xs[0]
     for t in xs[1:]:
