@@ -162,7 +162,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return EXIT_OK
     config = _load(args)
     _check_weights(config.model.weights, f"{args.config}: model.weights")
-    enabled = sum(1 for s in config.streams if s.enabled)
+    enabled = len(config.enabled_streams)
     sys.stdout.write(f"# {args.config}: valid ({enabled} of {len(config.streams)} streams enabled)\n")
     sys.stdout.write(to_yaml(redacted(config)))
     return EXIT_OK

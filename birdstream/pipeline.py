@@ -63,7 +63,7 @@ class LivePipeline:
 
     def start(self) -> None:
         """Start the engine, then every enabled stream (a bad species name raises ConfigError first)."""
-        streams = [s for s in self.config.streams if s.enabled]
+        streams = self.config.enabled_streams
         for stream in streams:  # validate every stream's tracker options before opening anything
             wiring.track_options(self.config.sightings, self.classifier.class_names, stream.sample_fps)
         self.engine.start()

@@ -338,6 +338,11 @@ class Config(Section):
         """The health status file: service.health_file or <state_dir>/health.json."""
         return self.service.health_file or self.state_dir / "health.json"
 
+    @property
+    def enabled_streams(self) -> list[StreamConfig]:
+        """The streams the daemon runs (``enabled: true``), in config order."""
+        return [s for s in self.streams if s.enabled]
+
     def stream(self, stream_id: str) -> StreamConfig:
         """The stream with this id (KeyError if none)."""
         for s in self.streams:

@@ -54,7 +54,7 @@ def _end_unfinished(config: Config, publisher) -> None:
         publisher.publish(event)
     if events:
         log.warning("the previous run did not stop cleanly: ended %d sighting(s) it left open", len(events))
-    configured = {stream.id for stream in config.streams if stream.enabled}
+    configured = {stream.id for stream in config.enabled_streams}
     for stream in sorted({event.stream for event in events} - configured):
         publisher.forget_stream(stream)  # its end is out; a stream no longer configured leaves no topics
 

@@ -37,8 +37,8 @@ class ConfigDiff:
 
 def diff_configs(old: Config, new: Config) -> ConfigDiff:
     """Compare the enabled streams by id and settings (password included), the other sections by value."""
-    before = {s.id: s for s in old.streams if s.enabled}
-    after = {s.id: s for s in new.streams if s.enabled}
+    before = {s.id: s for s in old.enabled_streams}
+    after = {s.id: s for s in new.enabled_streams}
     restart = tuple(k for k in Config.model_fields if k not in LIVE_SECTIONS and getattr(old, k) != getattr(new, k))
     return ConfigDiff(
         added=tuple(i for i in after if i not in before),

@@ -106,6 +106,6 @@ def publisher(config: Config) -> Publisher:
         snapshots=SnapshotOptions(enabled=s.enabled, quality=s.jpeg_quality, max_age_days=s.max_age_days,
                                   max_total_mb=s.max_total_mb),
         outbox=OutboxOptions(max_messages=config.outbox.max_events, max_age_days=config.outbox.max_age_days),
-        streams=[stream.id for stream in config.streams if stream.enabled],
+        streams=[stream.id for stream in config.enabled_streams],
         forget_unlisted=True,
     )
