@@ -6,6 +6,12 @@ The CLI prints ``str(err)`` of a BirdstreamError on one line and never a traceba
 from __future__ import annotations
 
 
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (at most ``limit`` characters), else its type name."""
+    text = str(err).strip().splitlines()
+    return text[0][:limit] if text else type(err).__name__
+
+
 class BirdstreamError(Exception):
     """A user-actionable error; its message is one line naming the thing at fault."""
 

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from birdstream.errors import first_line
+
 log = logging.getLogger(__name__)
 
 
@@ -154,5 +156,4 @@ def _root_cause(exc: BaseException) -> str:
             break
         exc = inner
         seen.add(id(exc))
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
+    return f"{type(exc).__name__}: {first_line(exc, 300)}"

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from birdstream.errors import CheckpointError
+from birdstream.errors import CheckpointError, first_line
 from birdstream.model.vit_parallel import VIT_PARALLEL_S16_18X2_LS_AVG, ViTParallel, ViTParallelConfig
 
 logger = logging.getLogger(__name__)
@@ -66,11 +66,6 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:200] if text else type(err).__name__
-
-
 def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Read and validate a Birder checkpoint; every failure is one CheckpointError line naming the file."""
     p = Path(path)
@@ -88,7 +83,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
                 f"(unsafe, or not a Birder checkpoint)"
             ) from None
         raise CheckpointError(
-            f"{p}: not a Birder checkpoint, or a damaged or truncated one ({type(err).__name__}: {_first_line(err)})"
+            f"{p}: not a Birder checkpoint, or a damaged or truncated one ({type(err).__name__}: {first_line(err)})"
         ) from None
     return _validate(p, data)
 
@@ -107,7 +102,7 @@ def _validate(p: Path, data: Any) -> Checkpoint:
         if len(shape) != 4 or int(shape[1]) != 3:
             raise ValueError(f"input shape {shape} is not [N, 3, H, W]")
     except (KeyError, IndexError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{p}: bad signature ({_first_line(err)})") from None
+        raise CheckpointError(f"{p}: bad signature ({first_line(err)})") from None
     if not isinstance(class_to_idx, dict) or not class_to_idx:
         raise CheckpointError(f"{p}: 'class_to_idx' is not a non-empty dict")
     idx = sorted(class_to_idx.values())
@@ -118,7 +113,7 @@ def _validate(p: Path, data: Any) -> Checkpoint:
             if len(rgb_stats[key]) != 3:
                 raise ValueError(f"rgb_stats[{key!r}] does not have 3 values")
     except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{p}: bad rgb_stats ({_first_line(err)})") from None
+        raise CheckpointError(f"{p}: bad rgb_stats ({first_line(err)})") from None
     config = data.get("config")
     if config is not None and not isinstance(config, dict):
         raise CheckpointError(f"{p}: 'config' is not a dict")
@@ -138,7 +133,7 @@ def _validate(p: Path, data: Any) -> Checkpoint:
     try:
         n = ckpt.num_classes
     except (KeyError, IndexError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{p}: bad signature outputs ({_first_line(err)})") from None
+        raise CheckpointError(f"{p}: bad signature outputs ({first_line(err)})") from None
     if n != len(class_to_idx):
         raise CheckpointError(f"{p}: signature has {n} classes but class_to_idx names {len(class_to_idx)}")
     return ckpt
@@ -151,7 +146,7 @@ def build_network(ckpt: Checkpoint, config_override: dict[str, Any] | None = Non
         cfg = ViTParallelConfig.from_birder(merged)
         net = ViTParallel(ckpt.num_classes, ckpt.size, cfg)
     except (ValueError, TypeError) as err:
-        raise CheckpointError(f"{ckpt.path}: unsupported model config ({_first_line(err)})") from None
+        raise CheckpointError(f"{ckpt.path}: unsupported model config ({first_line(err)})") from None
     _check_state(ckpt, net)
     net.load_state_dict(ckpt.state)
     return net
