@@ -97,20 +97,20 @@ def test_version_and_help() -> None:
         assert command in help_text
 
 
+def python(code: str, *args: str, prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -c code args...`` in a fresh interpreter with the test environment."""
+    return subprocess.run([*(prefix or []), sys.executable, "-c", code, *args], env=birdstream_env(),
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
 def test_service_modules_import_no_torch_and_read_no_env() -> None:
-    import subprocess
-    import sys
-
-    from tests.support.cli import birdstream_env
-
     code = ("import sys, logging\n"
             "import birdstream.cli, birdstream.config, birdstream.service.supervisor, birdstream.service.http\n"
             "import birdstream.service.health, birdstream.service.reload, birdstream.service.weights\n"
             "import birdstream.service.logging, birdstream.service.sdnotify\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n"
             "assert not logging.getLogger().handlers, 'logging configured on import'\n")
-    result = subprocess.run([sys.executable, "-c", code], env=birdstream_env(), capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = python(code)
     assert result.returncode == 0, result.stderr
 
 
@@ -147,8 +147,7 @@ def test_an_unreadable_weights_file_says_so(tmp_path: Path) -> None:
     code = ("import sys; from pathlib import Path; from birdstream.service.weights import check_checkpoint_file\n"
             "try:\n    check_checkpoint_file(Path(sys.argv[1]))\nexcept Exception as e:\n    print(e)\n")
     prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
-    result = subprocess.run([*prefix, sys.executable, "-c", code, str(weights)], env=birdstream_env(),
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = python(code, str(weights), prefix=prefix)
     assert result.stdout.strip() == f"model.weights: {weights}: cannot read: Permission denied", result.stderr
 
 
@@ -159,6 +158,5 @@ def test_a_one_shot_command_leaves_the_sigterm_handler_as_it_found_it() -> None:
             "sys.stdout = io.StringIO()\n"
             "assert main(['check-config', '--schema']) == 0\n"
             "assert signal.getsignal(signal.SIGTERM) is before\n")
-    result = subprocess.run([sys.executable, "-c", code], env=birdstream_env(), capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = python(code)
     assert result.returncode == 0, result.stderr
