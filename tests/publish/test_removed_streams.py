@@ -133,3 +133,15 @@ def test_a_publisher_not_given_the_whole_configuration_clears_nothing(tmp_path: 
     delivered(partial)
     assert f"{P}/pond/last" in retained_messages(broker.port)
     assert json.loads((state / STREAMS_FILE).read_text())["streams"] == ["feeder", "pond"]  # still on record
+
+
+def test_a_damaged_streams_file_is_one_warning_and_is_rewritten(tmp_path: Path, broker: Mosquitto, make_publisher,
+                                                                caplog) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / STREAMS_FILE).write_text('{"topics": "birdstream/garden", "streams": ["po', encoding="utf-8")
+    pub = make_publisher(broker.port, state_dir=state, streams=["feeder"], forget_unlisted=True)
+    delivered(pub)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and STREAMS_FILE in warnings[0] and "unreadable" in warnings[0], warnings
+    assert json.loads((state / STREAMS_FILE).read_text())["streams"] == ["feeder"]
