@@ -147,7 +147,7 @@ def _is_path(weights: str) -> bool:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
-    from birdstream.service.logging import set_level
+    from birdstream.service.logsetup import set_level
 
     set_level(config.log_level)
     run_daemon = _lazy("birdstream.service.daemon", "run_daemon", "run")
@@ -184,14 +184,14 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if model_update:
         config = _override_model(config, model_update)
     _check_weights(config.model.weights, "--model" if args.model else "model.weights")
-    classify_main = _lazy("birdstream.offline", "classify_main", "classify")
+    classify_main = _lazy("birdstream.station.offline", "classify_main", "classify")
     return int(classify_main(args, config))
 
 
 def _check_weights(weights: str, what: str) -> None:
     """A weights path must hold a Birder checkpoint; anything else must be a published name."""
     from birdstream.model.registry import KNOWN_WEIGHTS
-    from birdstream.service.weights import check_checkpoint_file
+    from birdstream.model.weights import check_checkpoint_file
 
     if weights in KNOWN_WEIGHTS:
         return
@@ -298,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    from birdstream.service.logging import setup_logging
+    from birdstream.service.logsetup import setup_logging
 
     setup_logging("INFO" if args.command == "run" else "WARNING")
     command, codes = COMMANDS[args.command]

@@ -2,7 +2,7 @@
 
 from birdstream.ingest.errors import StreamError
 from birdstream.ingest.media import list_media
-from birdstream.ingest.offline import iter_frames
+from birdstream.ingest.files import iter_frames
 from birdstream.ingest.reader import StreamReader
 from birdstream.ingest.spec import SourceSpec, source_kind
 from birdstream.redact import redact_text, redact_url

@@ -19,7 +19,7 @@ from birdstream.ingest.hwaccel import HwDecodeFailed, HwDecoder
 from birdstream.ingest.hwaccel import for_spec as hw_for_spec
 from birdstream.ingest.interrupt import interruptible
 from birdstream.ingest.media import FolderWatcher, list_media, open_video
-from birdstream.ingest.offline import read_media
+from birdstream.ingest.files import read_media
 from birdstream.ingest.spec import SourceSpec, local_path
 from birdstream.messages import Frame, StreamState, StreamStatus
 

@@ -47,7 +47,7 @@ def _engine_check(engine, stale_s: float):
 def _end_unfinished(config: Config, publisher) -> None:
     """Publish the ends that a killed previous run owes (its open sightings), before new events."""
     from birdstream.publish.jsonl import FILE_NAME
-    from birdstream.service.recovery import closing_events
+    from birdstream.publish.recovery import closing_events
 
     events = closing_events(Path(config.state_dir) / FILE_NAME, config.station)
     for event in events:
@@ -62,8 +62,8 @@ def _end_unfinished(config: Config, publisher) -> None:
 def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
     from birdstream.engine.classifier import Classifier
     from birdstream.model.speed import SpeedOptions, configure_threads
-    from birdstream.pipeline import LivePipeline
-    from birdstream.service import wiring
+    from birdstream.station.live import LivePipeline
+    from birdstream.station import wiring
 
     configure_threads(config.model.threads)
     sup.set_status(f"loading model {config.model.weights}")

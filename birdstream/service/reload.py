@@ -59,7 +59,7 @@ def make_reloader(path: Path, current: Callable[[], Config],
 
     def reload() -> str:
         from birdstream.config import load_config
-        from birdstream.service.logging import set_level
+        from birdstream.service.logsetup import set_level
 
         new = load_config(path)
         diff = diff_configs(current(), new)

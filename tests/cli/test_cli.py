@@ -106,8 +106,8 @@ def python(code: str, *args: str, prefix: list[str] | None = None) -> subprocess
 def test_service_modules_import_no_torch_and_read_no_env() -> None:
     code = ("import sys, logging\n"
             "import birdstream.cli, birdstream.config, birdstream.service.supervisor, birdstream.service.http\n"
-            "import birdstream.service.health, birdstream.service.reload, birdstream.service.weights\n"
-            "import birdstream.service.logging, birdstream.service.sdnotify\n"
+            "import birdstream.service.health, birdstream.service.reload, birdstream.model.weights\n"
+            "import birdstream.service.logsetup, birdstream.service.sdnotify\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n"
             "assert not logging.getLogger().handlers, 'logging configured on import'\n")
     result = python(code)
@@ -144,7 +144,7 @@ def test_an_unreadable_weights_file_says_so(tmp_path: Path) -> None:
     weights = tmp_path / "w.pt"
     shutil.copy(REPO / "tests/model/fixtures/tiny_vit_parallel.pt", weights)
     weights.chmod(0)
-    code = ("import sys; from pathlib import Path; from birdstream.service.weights import check_checkpoint_file\n"
+    code = ("import sys; from pathlib import Path; from birdstream.model.weights import check_checkpoint_file\n"
             "try:\n    check_checkpoint_file(Path(sys.argv[1]))\nexcept Exception as e:\n    print(e)\n")
     prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
     result = python(code, str(weights), prefix=prefix)

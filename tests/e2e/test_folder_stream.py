@@ -9,7 +9,7 @@ from PIL import Image
 
 from birdstream.config import config_from_dict
 from birdstream.engine.classifier import Classifier
-from birdstream.pipeline import LivePipeline
+from birdstream.station.live import LivePipeline
 from tests.e2e.conftest import BLUE, Collect
 from tests.support.daemon import wait_until
 

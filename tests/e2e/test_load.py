@@ -8,7 +8,7 @@ from pathlib import Path
 
 from birdstream.config import config_from_dict
 from birdstream.engine.classifier import Classifier
-from birdstream.pipeline import LivePipeline
+from birdstream.station.live import LivePipeline
 from tests.e2e.conftest import RED, Collect
 from tests.support.daemon import wait_until
 from tests.support.video import Box, make_video

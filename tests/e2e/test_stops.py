@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 
 from birdstream.config import config_from_dict
 from birdstream.engine.classifier import Classifier
-from birdstream.offline import METRICS_LABEL, OfflineRun
+from birdstream.station.offline import METRICS_LABEL, OfflineRun
 from tests.e2e.conftest import RED, birdstream_cmd
 from tests.support.cli import birdstream_env
 from tests.support.video import Box, make_video

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from birdstream.service.recovery import closing_events
+from birdstream.publish.recovery import closing_events
 from tests.support.sightings import sighting
 
 

@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 from birdstream.config import ConfigError, config_from_dict
 from birdstream.ingest import SourceSpec, StreamReader, iter_frames
 from birdstream.ingest.hwaccel import HwDecoder
-from birdstream.service.wiring import source_spec
+from birdstream.station.wiring import source_spec
 from tests.ingest.conftest import RED
 from tests.support.devices import nvidia_gpu_present
 from tests.support.http_media import HttpMediaServer

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from birdstream.redact import redact_text as redact_url
-from birdstream.service.logging import set_level, setup_logging
+from birdstream.service.logsetup import set_level, setup_logging
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from birdstream.errors import CheckpointError
-from birdstream.service.weights import check_checkpoint_file
+from birdstream.model.weights import check_checkpoint_file
 
 
 def birder_like(path: Path) -> Path:

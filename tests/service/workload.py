@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from birdstream.messages import StreamStatus
-from birdstream.service.logging import setup_logging
+from birdstream.service.logsetup import setup_logging
 from birdstream.service.supervisor import Supervisor
 
 log = logging.getLogger("workload")

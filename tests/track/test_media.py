@@ -6,7 +6,7 @@ import numpy as np
 
 from birdstream.messages import Frame, Prediction
 from birdstream.track import TrackOptions
-from birdstream.track.media import MediaTracker
+from birdstream.track.router import MediaTracker
 from tests.track.scenes import CLASSES, T0, probs
 
 BIRD = {"Eurasian Hoopoe": 0.95}

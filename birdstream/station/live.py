@@ -20,8 +20,8 @@ from birdstream.errors import SourceError
 from birdstream.ingest.reader import StreamReader
 from birdstream.ingest.spec import SourceSpec
 from birdstream.messages import Prediction, SightingEvent, StreamStatus
-from birdstream.service import wiring
-from birdstream.track.media import MediaTracker
+from birdstream.station import wiring
+from birdstream.track.router import MediaTracker
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ import numpy as np
 
 from birdstream.config import Config
 from birdstream.errors import SourceError
-from birdstream.ingest.offline import iter_frames
+from birdstream.ingest.files import iter_frames
 from birdstream.ingest.spec import SourceSpec
 from birdstream.messages import Frame, Prediction, SightingEvent, rfc3339
-from birdstream.service import wiring
-from birdstream.track.media import MediaTracker
+from birdstream.station import wiring
+from birdstream.track.router import MediaTracker
 
 log = logging.getLogger(__name__)
 
