@@ -1,9 +1,9 @@
 """Speed options for a loaded network: threads, lower input resolution, int8 (CPU), torch.compile, CUDA graphs.
 
-The engine calls, once after ``load_pretrained_model``::
+The classifier calls, once after loading (``station.wiring`` maps the ``model:`` keys onto SpeedOptions)::
 
     configure_threads(cfg.model.threads)
-    fast = prepare_network(net, SpeedOptions.from_config(cfg.model), max_batch=cfg.model.max_batch)
+    fast = prepare_network(net, SpeedOptions(...), max_batch=cfg.model.max_batch)
     fast.warmup()                      # before READY: compiles / captures every batch bucket
     ...
     logits = fast(x)                   # x: normalised float32 [N, 3, *fast.input_size] on fast.device
@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 
@@ -37,16 +37,6 @@ class SpeedOptions:
     input_size: int | None = None
     compile: bool = False
     cuda_graphs: bool = False
-
-    @classmethod
-    def from_config(cls, model: Any) -> SpeedOptions:
-        """From a ``ModelConfig`` (keys missing in an older config mean the default)."""
-        return cls(
-            quantize=getattr(model, "quantize", "none"),
-            input_size=getattr(model, "input_size", None),
-            compile=bool(getattr(model, "compile", False)),
-            cuda_graphs=bool(getattr(model, "cuda_graphs", False)),
-        )
 
 
 def configure_threads(threads: int | None) -> None:

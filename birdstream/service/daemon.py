@@ -60,16 +60,11 @@ def _end_unfinished(config: Config, publisher) -> None:
 
 
 def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
-    from birdstream.engine.classifier import Classifier
-    from birdstream.model.speed import SpeedOptions, configure_threads
-    from birdstream.station.live import LivePipeline
     from birdstream.station import wiring
+    from birdstream.station.live import LivePipeline
 
-    configure_threads(config.model.threads)
     sup.set_status(f"loading model {config.model.weights}")
-    classifier = Classifier.load(config.model.weights, config.model.device, config.model.precision,
-                                 config.model.cache_dir, speed=SpeedOptions.from_config(config.model),
-                                 max_batch=config.model.max_batch)
+    classifier = wiring.classifier(config)
     sup.set_status("warming up the model")
     classifier.warm_up(min(config.model.max_batch, 8))
     if sup.stopping:

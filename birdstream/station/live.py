@@ -16,9 +16,7 @@ from typing import Protocol
 
 from birdstream.config import Config
 from birdstream.config.models import StreamConfig
-from birdstream.errors import SourceError
 from birdstream.ingest.reader import StreamReader
-from birdstream.ingest.spec import SourceSpec
 from birdstream.messages import Prediction, SightingEvent, StreamStatus
 from birdstream.station import wiring
 from birdstream.track.router import MediaTracker
@@ -40,19 +38,11 @@ class LivePipeline:
 
     def __init__(self, config: Config, classifier, sink: EventSink, *,
                  on_status: Callable[[StreamStatus], None] | None = None) -> None:
-        from birdstream.engine.engine import Engine
-
         self.config = config
         self.classifier = classifier
         self.sink = sink
         self._on_status = on_status
-        self.engine = Engine(
-            classifier,
-            max_batch=config.model.max_batch,
-            max_wait_ms=config.model.max_wait_ms,
-            max_age_s=config.model.max_age_ms / 1000.0,
-            on_predictions=self._on_predictions,
-        )
+        self.engine = wiring.engine(config, classifier, self._on_predictions)
         self._lock = threading.Lock()
         self._trackers: dict[str, MediaTracker] = {}
         self._readers: dict[str, StreamReader] = {}
@@ -64,12 +54,12 @@ class LivePipeline:
     def start(self) -> None:
         """Start the engine, then every enabled stream (a bad species name raises ConfigError first)."""
         streams = self.config.enabled_streams
-        for stream in streams:  # validate every stream's tracker options before opening anything
-            wiring.track_options(self.config.sightings, self.classifier.class_names, stream.sample_fps)
+        # Every stream's plan first: a bad species name opens nothing.
+        plans = [wiring.stream_plan(self.config, stream, self.classifier.class_names) for stream in streams]
         self.engine.start()
         self._ticker.start()
-        for stream in streams:
-            self.add_stream(stream)
+        for plan in plans:
+            self._run(plan)
 
     def stop(self) -> None:
         """Stop ingest, let the engine finish its batch, end every open sighting."""
@@ -92,23 +82,21 @@ class LivePipeline:
 
     def add_stream(self, stream: StreamConfig) -> None:
         """Open one stream: its tracker, its mailbox on the engine, its reader thread."""
-        if stream.id in self._readers:
-            raise ValueError(f"stream {stream.id} is already running")
-        options = wiring.track_options(self.config.sightings, self.classifier.class_names, stream.sample_fps)
-        stream_id = stream.id
-        tracker = MediaTracker(station=self.config.station, class_names=self.classifier.class_names,
-                               model_id=self.classifier.model_id, options=options,
-                               stream_of=lambda frame: stream_id)
+        self._run(wiring.stream_plan(self.config, stream, self.classifier.class_names))
+
+    def _run(self, plan: wiring.StreamPlan) -> None:
+        stream_id = plan.spec.id
+        if stream_id in self._readers:
+            raise ValueError(f"stream {stream_id} is already running")
+        tracker = wiring.tracker(self.config, self.classifier, plan.track, lambda frame: stream_id)
         with self._lock:
-            self._trackers[stream.id] = tracker
-        spec = wiring.source_spec(stream)
-        mailbox = self.engine.mailbox(stream.id, blocking=_offline(spec))
-        reader = StreamReader(spec, input_size=self.classifier.input_size,
-                              emit=mailbox.put, on_status=self._status_callback(stream.id),
-                              want_full=self.config.snapshots.enabled)
-        self._readers[stream.id] = reader
+            self._trackers[stream_id] = tracker
+        mailbox = self.engine.mailbox(stream_id, blocking=plan.blocking)
+        reader = StreamReader(plan.spec, input_size=self.classifier.input_size, emit=mailbox.put,
+                              on_status=self._status_callback(stream_id), want_full=plan.want_full)
+        self._readers[stream_id] = reader
         reader.start()
-        log.info("stream %s: started", stream.id)
+        log.info("stream %s: started", stream_id)
 
     def remove_stream(self, stream_id: str) -> None:
         """Stop one stream and end its open sighting; the others are not disturbed."""
@@ -187,14 +175,3 @@ class LivePipeline:
         for event in events:
             self.sink.publish(event)
 
-
-def _offline(spec: SourceSpec) -> bool:
-    """A file or folder read as fast as it goes: every sampled frame is classified, none dropped.
-
-    Its reader waits for the classifier (a blocking mailbox) instead of losing frames to a
-    latest-wins one, so what the daemon finds in a file does not depend on the load.
-    """
-    try:
-        return not spec.live and not spec.realtime
-    except SourceError:  # an unknown scheme: the reader reports it as the stream's error
-        return False

@@ -22,10 +22,8 @@ import numpy as np
 from birdstream.config import Config
 from birdstream.errors import SourceError
 from birdstream.ingest.files import iter_frames
-from birdstream.ingest.spec import SourceSpec
 from birdstream.messages import Frame, Prediction, SightingEvent, rfc3339
 from birdstream.station import wiring
-from birdstream.track.router import MediaTracker
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +60,10 @@ class OfflineRun:
                 return path.name
             return Path(source).relative_to(base).as_posix() if base is not None else Path(source).name
 
-        spec = SourceSpec(id="classify", url=str(path), sample_fps=self.sample_fps, motion_gate=False, **self.decode)
+        spec = wiring.classify_spec(path, sample_fps=self.sample_fps, **self.decode)
         frames = iter_frames(spec, self.classifier.input_size, on_error=self.errors.append, stop=self.stop)
-        tracker = MediaTracker(station=self.config.station, class_names=self.classifier.class_names,
-                               model_id=self.classifier.model_id, options=self.options,
-                               stream_of=lambda frame: name(frame.source), metrics_label=METRICS_LABEL)
+        tracker = wiring.tracker(self.config, self.classifier, self.options, lambda frame: name(frame.source),
+                                 metrics_label=METRICS_LABEL)
         try:
             for batch in _batched(frames, self.config.model.max_batch):
                 probs = self.classifier(np.stack([frame.image for frame in batch]))
@@ -119,13 +116,7 @@ def _num(value: float | None) -> str:
 
 def classify_main(args: Any, config: Config) -> int:
     """The `classify` command: 0 all inputs read, 1 some input unreadable (each named on stderr)."""
-    from birdstream.engine.classifier import Classifier
-    from birdstream.model.speed import SpeedOptions, configure_threads
-
-    configure_threads(config.model.threads)
-    classifier = Classifier.load(config.model.weights, config.model.device, config.model.precision,
-                                 config.model.cache_dir, speed=SpeedOptions.from_config(config.model),
-                                 max_batch=config.model.max_batch)
+    classifier = wiring.classifier(config)
     classifier.prepare()  # compile / capture before decoding starts (decoder threads may use the GPU)
     run = OfflineRun(classifier, config, sample_fps=args.sample_fps, stop=getattr(args, "stop_event", None),
                      hwaccel=getattr(args, "hwaccel", None), hwaccel_device=getattr(args, "hwaccel_device", None),

@@ -1,12 +1,22 @@
-"""Config sections -> each stage's own options: the one place that maps the one onto the other."""
+"""Config sections -> each stage's own objects: the one place that maps the one onto the other.
+
+The classifier, the engine, one plan per stream (its source spec, tracker options and how its
+frames are queued) and the publisher are built here and nowhere else, so a stage never reads the
+config and a default lives only in the config models.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from birdstream.config import Config
-from birdstream.config.models import SightingsConfig, StreamConfig
+from birdstream.config.models import ModelConfig, MqttConfig, SightingsConfig, StreamConfig
+from birdstream.errors import SourceError
 from birdstream.ingest.spec import SourceSpec
+from birdstream.messages import Frame, Prediction
 from birdstream.publish import (
     JsonlOptions,
     MqttOptions,
@@ -16,10 +26,76 @@ from birdstream.publish import (
     TlsOptions,
 )
 from birdstream.track.options import TrackOptions, check_species
+from birdstream.track.router import MediaTracker
+
+if TYPE_CHECKING:  # torch lives behind these; importing the wiring stays instant
+    from birdstream.engine.classifier import Classifier
+    from birdstream.engine.engine import Engine
+    from birdstream.model.speed import SpeedOptions
+
+CLASSIFY_ID = "classify"  # the source id of a `birdstream classify` input
 
 
-def track_options(sightings: SightingsConfig, class_names: Sequence[str], sample_fps: float | None = None) -> TrackOptions:
-    """TrackOptions for one stream; species names checked against the model (ConfigError if unknown)."""
+# ---- the model and the engine ---------------------------------------------------------------
+
+def speed_options(model: ModelConfig) -> SpeedOptions:
+    """The ``model:`` keys that trade exactness or start-up time for throughput."""
+    from birdstream.model.speed import SpeedOptions
+
+    return SpeedOptions(quantize=model.quantize, input_size=model.input_size, compile=model.compile,
+                        cuda_graphs=model.cuda_graphs)
+
+
+def classifier(config: Config) -> Classifier:
+    """The config's classifier, loaded (threads set first: torch allows that only before any work)."""
+    from birdstream.engine.classifier import Classifier
+    from birdstream.model.speed import configure_threads
+
+    m = config.model
+    configure_threads(m.threads)
+    return Classifier.load(m.weights, m.device, m.precision, m.cache_dir, speed=speed_options(m),
+                           max_batch=m.max_batch)
+
+
+def engine(config: Config, classifier: Any, on_predictions: Callable[[list[Prediction]], None]) -> Engine:
+    """The one inference thread, batching as the ``model:`` section says."""
+    from birdstream.engine.engine import Engine
+
+    m = config.model
+    return Engine(classifier, max_batch=m.max_batch, max_wait_ms=m.max_wait_ms, max_age_s=m.max_age_ms / 1000.0,
+                  on_predictions=on_predictions)
+
+
+# ---- one stream ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """Everything the live pipeline needs to run one configured stream."""
+
+    spec: SourceSpec  # what to read and how
+    track: TrackOptions  # how its predictions become sightings (species checked against the model)
+    blocking: bool  # its reader waits for the classifier instead of losing frames (files, folders)
+    want_full: bool  # frames carry the full-resolution picture (for snapshots)
+
+
+def stream_plan(config: Config, stream: StreamConfig, class_names: Sequence[str]) -> StreamPlan:
+    """The plan of one configured stream; ConfigError when a species name is unknown to the model."""
+    spec = source_spec(stream)
+    return StreamPlan(spec=spec, track=track_options(config.sightings, class_names, stream.sample_fps),
+                      blocking=_blocking(spec), want_full=config.snapshots.enabled)
+
+
+def tracker(config: Config, classifier: Any, options: TrackOptions, stream_of: Callable[[Frame], str], *,
+            metrics_label: str | None = None) -> MediaTracker:
+    """The sightings of one source (a stream, or one classify input)."""
+    return MediaTracker(station=config.station, class_names=classifier.class_names, model_id=classifier.model_id,
+                        options=options, stream_of=stream_of, metrics_label=metrics_label)
+
+
+def track_options(sightings: SightingsConfig, class_names: Sequence[str] | None = None,
+                  sample_fps: float | None = None) -> TrackOptions:
+    """TrackOptions of the ``sightings:`` section; with `class_names`, species names are checked
+    against the model (ConfigError if unknown)."""
     scenery = sightings.scenery
     options = TrackOptions(
         enter_score=sightings.enter_score,
@@ -27,6 +103,7 @@ def track_options(sightings: SightingsConfig, class_names: Sequence[str], sample
         min_frames=sightings.min_frames,
         end_after_s=sightings.end_after_s,
         smoothing_s=sightings.smoothing_s,
+        max_frame_s=1.0 / (sample_fps or StreamConfig.model_fields["sample_fps"].default),
         update_min_delta=sightings.update_min_delta,
         update_every_s=sightings.update_every_s,
         top_k=sightings.top_k,
@@ -40,9 +117,7 @@ def track_options(sightings: SightingsConfig, class_names: Sequence[str], sample
         baseline_s=scenery.baseline_s,
         still_limit_s=scenery.still_limit_s,
     )
-    if sample_fps:
-        options = options.for_sample_fps(sample_fps)
-    return check_species(options, class_names)
+    return check_species(options, class_names) if class_names is not None else options
 
 
 def source_spec(stream: StreamConfig, *, sample_fps: float | None = None) -> SourceSpec:
@@ -73,39 +148,76 @@ def source_spec(stream: StreamConfig, *, sample_fps: float | None = None) -> Sou
     )
 
 
+def classify_spec(path: Path, *, sample_fps: float, hwaccel: str | None = None, hwaccel_device: str | None = None,
+                  keyframes_only: bool = False) -> SourceSpec:
+    """The spec of one `birdstream classify` input: a stream entry's defaults, every frame judged
+    (no motion gate), decoded as the stream keys of the same names say."""
+    stream = StreamConfig.model_construct(
+        id=CLASSIFY_ID, url=str(path), sample_fps=sample_fps, hwaccel=hwaccel, hwaccel_device=hwaccel_device,
+        keyframes_only=keyframes_only)
+    return source_spec(stream.model_copy(update={"motion": stream.motion.model_copy(update={"enabled": False})}))
+
+
+def _blocking(spec: SourceSpec) -> bool:
+    """A file or folder read as fast as it goes: every sampled frame is classified, none dropped.
+
+    Its reader waits for the classifier (a blocking mailbox) instead of losing frames to a
+    latest-wins one, so what the daemon finds in a file does not depend on the load.
+    """
+    try:
+        return not spec.live and not spec.realtime
+    except SourceError:  # an unknown scheme: the reader reports it as the stream's error
+        return False
+
+
+# ---- the publisher --------------------------------------------------------------------------
+
+def mqtt_options(m: MqttConfig) -> MqttOptions:
+    """The broker connection of the ``mqtt:`` section (its password already read from password_file)."""
+    tls = None
+    if m.tls.enabled or m.tls.ca_file or m.tls.cert_file:
+        tls = TlsOptions(ca_file=m.tls.ca_file, cert_file=m.tls.cert_file, key_file=m.tls.key_file,
+                         insecure=m.tls.insecure)
+    return MqttOptions(
+        host=m.host,
+        port=m.port,
+        topic_prefix=m.topic_prefix,
+        protocol=m.protocol,
+        client_id=m.client_id,
+        username=m.username,
+        password=m.password.get_secret_value() if m.password is not None else None,
+        tls=tls,
+        keepalive_s=m.keepalive_s,
+        publish_snapshots=m.publish_snapshots,
+        discovery=m.ha_discovery.enabled,
+        discovery_prefix=m.ha_discovery.prefix,
+    )
+
+
+def jsonl_options(config: Config) -> JsonlOptions:
+    return JsonlOptions(max_bytes=config.log.max_bytes, backups=config.log.backup_count)
+
+
+def snapshot_options(config: Config) -> SnapshotOptions:
+    s = config.snapshots
+    return SnapshotOptions(enabled=s.enabled, quality=s.jpeg_quality, max_age_days=s.max_age_days,
+                           max_total_mb=s.max_total_mb)
+
+
+def outbox_options(config: Config) -> OutboxOptions:
+    return OutboxOptions(max_messages=config.outbox.max_events, max_age_days=config.outbox.max_age_days)
+
+
 def publisher(config: Config) -> Publisher:
     """The Publisher of the config: snapshots, the JSON-lines log and (when enabled) MQTT."""
-    m = config.mqtt
-    mqtt = None
-    if m.enabled:
-        tls = None
-        if m.tls.enabled or m.tls.ca_file or m.tls.cert_file:
-            tls = TlsOptions(ca_file=m.tls.ca_file, cert_file=m.tls.cert_file, key_file=m.tls.key_file,
-                             insecure=m.tls.insecure)
-        mqtt = MqttOptions(
-            host=m.host,
-            port=m.port,
-            topic_prefix=m.topic_prefix,
-            protocol=m.protocol,
-            client_id=m.client_id,
-            username=m.username,
-            password=m.password.get_secret_value() if m.password is not None else None,
-            tls=tls,
-            keepalive_s=m.keepalive_s,
-            publish_snapshots=m.publish_snapshots,
-            discovery=m.ha_discovery.enabled,
-            discovery_prefix=m.ha_discovery.prefix,
-        )
-    s = config.snapshots
     return Publisher(
         station=config.station,
         state_dir=config.state_dir,
-        mqtt=mqtt,
-        topic_prefix=m.topic_prefix,
-        jsonl=JsonlOptions(max_bytes=config.log.max_bytes, backups=config.log.backup_count),
-        snapshots=SnapshotOptions(enabled=s.enabled, quality=s.jpeg_quality, max_age_days=s.max_age_days,
-                                  max_total_mb=s.max_total_mb),
-        outbox=OutboxOptions(max_messages=config.outbox.max_events, max_age_days=config.outbox.max_age_days),
+        mqtt=mqtt_options(config.mqtt) if config.mqtt.enabled else None,
+        topic_prefix=config.mqtt.topic_prefix,
+        jsonl=jsonl_options(config),
+        snapshots=snapshot_options(config),
+        outbox=outbox_options(config),
         streams=[stream.id for stream in config.enabled_streams],
         forget_unlisted=True,
     )

@@ -9,6 +9,7 @@ import pytest
 from birdstream.config import config_from_dict
 from birdstream.errors import ConfigError
 from birdstream.model.speed import SpeedOptions
+from birdstream.station.wiring import speed_options
 
 
 def _model(**keys):
@@ -18,14 +19,14 @@ def _model(**keys):
 def test_defaults_are_exact():
     m = _model()
     assert (m.quantize, m.input_size, m.compile, m.cuda_graphs) == ("none", None, False, False)
-    assert SpeedOptions.from_config(m) == SpeedOptions()
+    assert speed_options(m) == SpeedOptions()
 
 
 def test_values_reach_speed_options():
     m = _model(quantize="INT8", input_size=288, device="cpu")
-    assert SpeedOptions.from_config(m) == SpeedOptions(quantize="int8", input_size=288)
+    assert speed_options(m) == SpeedOptions(quantize="int8", input_size=288)
     m = _model(device="cuda:0", compile=True, cuda_graphs=True)
-    assert SpeedOptions.from_config(m) == SpeedOptions(compile=True, cuda_graphs=True)
+    assert speed_options(m) == SpeedOptions(compile=True, cuda_graphs=True)
 
 
 @pytest.mark.parametrize(
