@@ -26,8 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from birdstream.ingest import SourceSpec, iter_frames  # noqa: E402
+from birdstream.ingest import iter_frames  # noqa: E402
 from birdstream.ingest.hwaccel import HwDecoder  # noqa: E402
+from tests.support.options import source_spec  # noqa: E402
 
 
 def make_clip(path: Path, seconds: float) -> None:
@@ -83,7 +84,7 @@ def main() -> int:
         sampled: dict[str, int] = {}
 
         def ingest(name: str, **kw) -> None:
-            spec = SourceSpec(id=f"bench-{name}", url=str(clip), sample_fps=2, decode_threads=1, **kw)
+            spec = source_spec(id=f"bench-{name}", url=str(clip), sample_fps=2, decode_threads=1, **kw)
             sampled[name] = sum(1 for _ in iter_frames(spec, (384, 384)))
 
         hw_skip = hw_problem(args.hwaccel)

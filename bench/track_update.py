@@ -12,7 +12,8 @@ import time
 import numpy as np
 
 from birdstream.messages import Frame, Prediction
-from birdstream.track import SightingTracker, TrackOptions
+from birdstream.track import SightingTracker
+from tests.support.options import track_options
 
 
 def main(n: int = 20000) -> None:
@@ -29,7 +30,7 @@ def main(n: int = 20000) -> None:
         frame = Frame("bench", i, image, 1e9 + i * 0.5, motion=0.0 if empty else 0.05)
         preds.append(Prediction(frame, probs[empty * 32 + i % 32]))
     tracker = SightingTracker(
-        station="b", stream_id="bench", class_names=classes, model_id="m@0", options=TrackOptions()
+        station="b", stream_id="bench", class_names=classes, model_id="m@0", options=track_options()
     )
     t0 = time.perf_counter()
     events = 0

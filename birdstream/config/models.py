@@ -170,9 +170,9 @@ class SightingsConfig(Section):
     smoothing_s: Annotated[float, Field(ge=0, le=3600)] = 1
     """Time constant of the exponential smoothing of scores (0 = no smoothing)."""
     update_every_s: Annotated[float, Field(ge=0, le=86_400)] = 30
-    """Publish an update event of an open sighting at most this often (0 = on every change)."""
+    """While a sighting is supported, publish an update event at least this often (seconds; 0 = no periodic updates)."""
     update_min_delta: Annotated[float, Field(ge=0, le=1)] = 0.1
-    """...or sooner when the score moved by at least this much since the last event."""
+    """...and one sooner whenever the score rose by at least this much since the last event (0 = never)."""
     top_k: Annotated[int, Field(ge=1, le=50)] = 5
     """How many (species, score) pairs go into an event's `top`."""
     allow: tuple[str, ...] = ()

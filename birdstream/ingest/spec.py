@@ -19,35 +19,39 @@ _SCHEMES: dict[str, SourceKind] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SourceSpec:
-    """One stream: where it comes from and how to read it (the `streams[]` config entry)."""
+    """One stream: where it comes from and how to read it (the `streams[]` config entry).
+
+    The fields without a default are config keys: their defaults live in the config models only
+    (station/wiring.py fills them in); the ones with a default are not configurable.
+    """
 
     id: str
     url: str
-    sample_fps: float = 2.0  # sampled frames per second of presentation time; 0 = every frame
-    realtime: bool = False  # files: pace reading at the file's own frame rate, like a camera
-    loop: bool = False  # files: start again at the end
-    roi: tuple[int, int, int, int] | None = None  # [x, y, w, h] in displayed source pixels
-    transport: Literal["tcp", "udp"] = "tcp"  # rtsp only
-    keyframes_only: bool = False  # decode key frames only (cheap, for low-power stations)
-    motion_gate: bool | None = None  # None: on for live sources, off for files and folders
-    motion_threshold: float = 0.01  # fraction of the thumbnail that must change to pass the gate
+    sample_fps: float  # sampled frames per second of presentation time; 0 = every frame
+    realtime: bool  # files: pace reading at the file's own frame rate, like a camera
+    loop: bool  # files: start again at the end
+    roi: tuple[int, int, int, int] | None  # [x, y, w, h] in displayed source pixels
+    transport: Literal["tcp", "udp"]  # rtsp only
+    keyframes_only: bool  # decode key frames only (cheap, for low-power stations)
+    motion_gate: bool | None  # None: on for live sources, off for files and folders
+    motion_threshold: float  # fraction of the thumbnail that must change to pass the gate
+    keepalive_s: float  # with the gate on, let one frame through at least this often
+    stall_s: float  # live: no decoded frame for this long -> close and reopen
+    open_timeout_s: float  # connect + probe timeout
+    read_timeout_s: float  # no packet for this long -> the read fails (then reconnect)
+    input_format: str | None  # v4l2: e.g. "mjpeg", "yuyv422"
+    video_size: str | None  # v4l2: e.g. "1280x720"
+    framerate: float | None  # v4l2: requested capture rate
+    watch: bool  # folder: after the existing files, keep picking up new ones
+    hwaccel: str | None  # None = software; "auto"; or an FFmpeg device type ("cuda", "vaapi", ...)
+    hwaccel_device: str | None  # e.g. "0" (cuda) or "/dev/dri/renderD128" (vaapi); None = default
     motion_pixel_delta: int = 15  # grey-level change that counts a thumbnail pixel as changed
-    keepalive_s: float = 10.0  # with the gate on, let one frame through at least this often
-    stall_s: float = 20.0  # live: no decoded frame for this long -> close and reopen
-    open_timeout_s: float = 15.0  # connect + probe timeout
-    read_timeout_s: float = 15.0  # no packet for this long -> the read fails (then reconnect)
     backoff_min_s: float = 1.0
     backoff_max_s: float = 60.0
-    input_format: str | None = None  # v4l2: e.g. "mjpeg", "yuyv422"
-    video_size: str | None = None  # v4l2: e.g. "1280x720"
-    framerate: float | None = None  # v4l2: requested capture rate
-    watch: bool = False  # folder: after the existing files, keep picking up new ones
     watch_interval_s: float = 2.0
     decode_threads: int = 0  # 0 = FFmpeg chooses
-    hwaccel: str | None = None  # None = software; "auto"; or an FFmpeg device type ("cuda", "vaapi", ...)
-    hwaccel_device: str | None = None  # e.g. "0" (cuda) or "/dev/dri/renderD128" (vaapi); None = default
     max_image_pixels: int = 120_000_000  # larger stills are refused (decompression bombs)
     options: dict[str, str] = field(default_factory=dict)  # extra FFmpeg demuxer/protocol options
 

@@ -6,8 +6,6 @@ from birdstream.publish.options import (
     OutboxOptions,
     SnapshotOptions,
     TlsOptions,
-    credential_path,
-    read_secret_file,
 )
 from birdstream.publish.payload import Topics, load_schema
 from birdstream.publish.publisher import Publisher
@@ -20,7 +18,5 @@ __all__ = [
     "SnapshotOptions",
     "TlsOptions",
     "Topics",
-    "credential_path",
     "load_schema",
-    "read_secret_file",
 ]

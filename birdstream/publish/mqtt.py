@@ -30,7 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from birdstream.errors import PublishError
 from birdstream.publish import discovery, metrics
-from birdstream.publish.options import MqttOptions, resolve_password
+from birdstream.publish.options import MqttOptions
 from birdstream.publish.outbox import OutMessage, Outbox
 from birdstream.publish.payload import OFFLINE, ONLINE, Topics, encode
 from birdstream.publish.sinks import wait_queue_done
@@ -112,9 +112,8 @@ class MqttSink:
             clean_session=None if v5 else True,
         )
         client.will_set(self.topics.status, OFFLINE, qos=1, retain=True)
-        password = resolve_password(opts)
-        if opts.username is not None or password is not None:
-            client.username_pw_set(opts.username or "", password)
+        if opts.username is not None or opts.password is not None:
+            client.username_pw_set(opts.username or "", opts.password)
         if opts.tls is not None:
             tls = opts.tls
             for name, path in (("ca_file", tls.ca_file), ("cert_file", tls.cert_file), ("key_file", tls.key_file)):

@@ -41,9 +41,9 @@ class Publisher:
         station: str,
         state_dir: Path | str,
         mqtt: MqttOptions | None,
-        jsonl: JsonlOptions | None = None,
-        snapshots: SnapshotOptions | None = None,
-        outbox: OutboxOptions | None = None,
+        jsonl: JsonlOptions,
+        snapshots: SnapshotOptions,
+        outbox: OutboxOptions,
         topic_prefix: str | None = None,
         streams: Iterable[str] = (),
         forget_unlisted: bool = False,
@@ -54,9 +54,9 @@ class Publisher:
         self.station = station
         self.state_dir = Path(state_dir)
         self.mqtt_options = mqtt
-        self.jsonl_options = jsonl or JsonlOptions()
-        self.snapshot_options = snapshots or SnapshotOptions()
-        self.outbox_options = outbox or OutboxOptions()
+        self.jsonl_options = jsonl
+        self.snapshot_options = snapshots
+        self.outbox_options = outbox
         prefix = topic_prefix if topic_prefix is not None else (mqtt.topic_prefix if mqtt else "birdstream")
         self.topics = Topics(prefix, station)
         self._streams = list(streams)

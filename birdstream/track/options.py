@@ -7,33 +7,36 @@ import difflib
 import math
 import types
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from birdstream.errors import ConfigError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrackOptions:
-    """How predictions become sightings; defaults match config.yaml's `sightings:` section."""
+    """How predictions become sightings: the `sightings:` config section (its defaults live there).
 
-    enter_score: float = 0.6  # smoothed score a species needs to start a sighting
-    exit_score: float = 0.4  # a sighting keeps being supported while its smoothed score stays at or above this
-    min_frames: int = 2  # supporting sampled frames in a row before a sighting starts
-    end_after_s: float = 10.0  # a sighting ends this long after its last supporting frame
-    smoothing_s: float = 1.0  # time constant (seconds) of the exponential smoothing; 0 = none
-    max_frame_s: float = 0.5  # the most time one frame may stand for (about 1 / sample_fps)
-    update_min_delta: float = 0.1  # send an update when the score rises this much over the last event; 0 = never
-    update_every_s: float = 30.0  # send an update at least this often while supported; 0 = never
-    top_k: int = 5  # entries in an event's `top`
-    allow: tuple[str, ...] = ()  # only these species make sightings (empty = all)
-    deny: tuple[str, ...] = ()  # these species never make sightings
-    thresholds: Mapping[str, float] = field(default_factory=dict)  # species -> its own enter score
-    scenery: bool = True  # learn what the static scene scores and require motion to start a sighting
-    motion_min: float = 0.005  # Frame.motion at or above this counts as movement
-    motion_window_s: float = 5.0  # a sighting may start only this soon after a moving frame
-    baseline_margin: float = 0.25  # a species must beat the static scene's score for it by this much
-    baseline_s: float = 120.0  # time constant (seconds) of the static-scene baseline
-    still_limit_s: float = 300.0  # a sighting with no movement this long is scenery and ends; 0 = never
+    station/wiring.py builds these from the config; no field has a default of its own.
+    """
+
+    enter_score: float  # smoothed score a species needs to start a sighting
+    exit_score: float  # a sighting keeps being supported while its smoothed score stays at or above this
+    min_frames: int  # supporting sampled frames in a row before a sighting starts
+    end_after_s: float  # a sighting ends this long after its last supporting frame
+    smoothing_s: float  # time constant (seconds) of the exponential smoothing; 0 = none
+    max_frame_s: float  # the most time one frame may stand for (1 / sample_fps)
+    update_min_delta: float  # send an update when the score rises this much over the last event; 0 = never
+    update_every_s: float  # send an update at least this often while supported; 0 = never
+    top_k: int  # entries in an event's `top`
+    allow: tuple[str, ...]  # only these species make sightings (empty = all)
+    deny: tuple[str, ...]  # these species never make sightings
+    thresholds: Mapping[str, float]  # species -> its own enter score
+    scenery: bool  # learn what the static scene scores and require motion to start a sighting
+    motion_min: float  # Frame.motion at or above this counts as movement
+    motion_window_s: float  # a sighting may start only this soon after a moving frame
+    baseline_margin: float  # a species must beat the static scene's score for it by this much
+    baseline_s: float  # time constant (seconds) of the static-scene baseline
+    still_limit_s: float  # a sighting with no movement this long is scenery and ends; 0 = never
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "allow", tuple(self.allow))
@@ -41,9 +44,9 @@ class TrackOptions:
         object.__setattr__(self, "thresholds", types.MappingProxyType(dict(self.thresholds)))
         _check_unit("enter_score", self.enter_score, low_open=True)
         _check_unit("exit_score", self.exit_score)
-        if self.exit_score > self.enter_score:
+        if self.exit_score >= self.enter_score:  # as the config checks it: exit strictly below enter
             raise ConfigError(
-                f"sightings.exit_score: {self.exit_score} is above enter_score {self.enter_score}"
+                f"sightings.exit_score: must be lower than enter_score ({self.enter_score:g}), got {self.exit_score:g}"
             )
         if not isinstance(self.min_frames, int) or self.min_frames < 1:
             raise ConfigError(f"sightings.min_frames: must be an integer >= 1, got {self.min_frames!r}")

@@ -13,12 +13,13 @@ import pytest
 from PIL import Image
 
 from birdstream.errors import SourceError
-from birdstream.ingest import SourceSpec, StreamError, StreamReader, iter_frames
+from birdstream.ingest import StreamError, StreamReader, iter_frames
 from tests.support.video import corrupt_copy, make_audio_only, make_video, truncate_copy, write_bytes
+from tests.support.options import source_spec
 
 
 def read_all(path: Path | str, **kw):
-    return list(iter_frames(SourceSpec(id="t", url=str(path), **kw), (32, 32)))
+    return list(iter_frames(source_spec(id="t", url=str(path), **kw), (32, 32)))
 
 
 def one_line_error(path: Path | str, kind: str, **kw) -> str:
@@ -119,9 +120,9 @@ def test_bad_reader_fails_alone_while_healthy_one_delivers(media: Path, good: Pa
 
     garbage = write_bytes(media / "bad.mp4", b"\x00\x01garbage" * 100)
     bad_out = Collector()
-    bad = StreamReader(SourceSpec(id="bad", url=str(garbage)), input_size=(16, 16),
+    bad = StreamReader(source_spec(id="bad", url=str(garbage)), input_size=(16, 16),
                        emit=bad_out.emit, on_status=bad_out.on_status)
-    ok = StreamReader(SourceSpec(id="ok", url=str(good), loop=True, sample_fps=10), input_size=(16, 16),
+    ok = StreamReader(source_spec(id="ok", url=str(good), loop=True, sample_fps=10), input_size=(16, 16),
                       emit=collector.emit, on_status=collector.on_status)
     readers += [bad, ok]
     with caplog.at_level(logging.WARNING):
@@ -137,7 +138,7 @@ def test_bad_reader_fails_alone_while_healthy_one_delivers(media: Path, good: Pa
 
 
 def test_reader_with_unknown_scheme_fails_with_one_line(collector, readers, caplog) -> None:
-    r = StreamReader(SourceSpec(id="x", url="ftp://u:pw@h/a.mp4"), input_size=(8, 8),
+    r = StreamReader(source_spec(id="x", url="ftp://u:pw@h/a.mp4"), input_size=(8, 8),
                      emit=collector.emit, on_status=collector.on_status)
     readers.append(r)
     with caplog.at_level(logging.WARNING):
@@ -149,7 +150,7 @@ def test_reader_with_unknown_scheme_fails_with_one_line(collector, readers, capl
 
 
 def test_reader_with_missing_camera_keeps_retrying(collector, readers) -> None:
-    r = StreamReader(SourceSpec(id="usb", url="/dev/video97", backoff_min_s=0.05, backoff_max_s=0.1),
+    r = StreamReader(source_spec(id="usb", url="/dev/video97", backoff_min_s=0.05, backoff_max_s=0.1),
                      input_size=(8, 8), emit=collector.emit, on_status=collector.on_status)
     readers.append(r)
     r.start()

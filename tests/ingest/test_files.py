@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from birdstream.ingest import SourceSpec, iter_frames
+from birdstream.ingest import iter_frames
 from tests.ingest.conftest import CREATED, RED
 from tests.support.video import Box, concat_ts, make_video
+from tests.support.options import source_spec
 
 
 def frames(path: Path, size=(32, 32), want_full: bool = False, **kw):
-    return list(iter_frames(SourceSpec(id="t", url=str(path), **kw), size, want_full=want_full))
+    return list(iter_frames(source_spec(id="t", url=str(path), **kw), size, want_full=want_full))
 
 
 def test_cfr_sampling_rate_and_times(clip: Path) -> None:
@@ -100,5 +101,5 @@ def test_mjpeg_avi(media: Path) -> None:
 def test_odd_file_names_given_relative(clip: Path, tmp_path: Path, monkeypatch, name: str) -> None:
     (tmp_path / name).write_bytes(clip.read_bytes())
     monkeypatch.chdir(tmp_path)
-    frames = list(iter_frames(SourceSpec(id="t", url=name, sample_fps=2), (16, 16)))
+    frames = list(iter_frames(source_spec(id="t", url=name, sample_fps=2), (16, 16)))
     assert len(frames) == 4 and frames[0].source == name

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from birdstream.ingest import SourceSpec, StreamReader, iter_frames, list_media
+from birdstream.ingest import StreamReader, iter_frames, list_media
 from tests.support.video import make_still, make_video
+from tests.support.options import source_spec
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def test_folder_order_exif_then_mtime_then_clips(card: Path) -> None:
     d = card / "DCIM" / "100MEDIA"
     assert [p.name for p in list_media(card)] == [
         "IMG_0002.JPG", "IMG_0001.JPG", "IMG_0003.png", "VID_0004.avi", "VID_0005.mp4"]
-    frames = list(iter_frames(SourceSpec(id="card", url=str(card), sample_fps=2), (16, 16)))
+    frames = list(iter_frames(source_spec(id="card", url=str(card), sample_fps=2), (16, 16)))
     sources = [Path(f.source).name for f in frames]
     assert sources == ["IMG_0002.JPG", "IMG_0001.JPG", "IMG_0003.png"] + ["VID_0004.avi"] * 2 + ["VID_0005.mp4"] * 2
     stills = frames[:3]
@@ -46,13 +47,13 @@ def test_folder_order_exif_then_mtime_then_clips(card: Path) -> None:
 def test_unreadable_file_in_a_folder_is_reported_and_skipped(card: Path) -> None:
     (card / "DCIM" / "100MEDIA" / "VID_0004b.mp4").write_bytes(b"broken")
     errors = []
-    frames = list(iter_frames(SourceSpec(id="card", url=str(card)), (16, 16), on_error=errors.append))
+    frames = list(iter_frames(source_spec(id="card", url=str(card)), (16, 16), on_error=errors.append))
     assert len(frames) == 7 and len(errors) == 1 and "VID_0004b.mp4" in str(errors[0])
 
 
 def test_watch_mode_picks_up_a_new_file(tmp_path: Path, collector, readers) -> None:
     make_still(tmp_path / "a.jpg", mtime=time.time() - 60)
-    spec = SourceSpec(id="trap", url=str(tmp_path), watch=True, watch_interval_s=0.1)
+    spec = source_spec(id="trap", url=str(tmp_path), watch=True, watch_interval_s=0.1)
     r = StreamReader(spec, input_size=(16, 16), emit=collector.emit, on_status=collector.on_status)
     readers.append(r)
     r.start()
@@ -64,7 +65,7 @@ def test_watch_mode_picks_up_a_new_file(tmp_path: Path, collector, readers) -> N
 
 
 def test_file_stream_ends_stopped(clip: Path, collector, readers) -> None:
-    r = StreamReader(SourceSpec(id="f", url=str(clip)), input_size=(16, 16), emit=collector.emit,
+    r = StreamReader(source_spec(id="f", url=str(clip)), input_size=(16, 16), emit=collector.emit,
                      on_status=collector.on_status)
     readers.append(r)
     r.start()
@@ -76,7 +77,7 @@ def test_file_stream_ends_stopped(clip: Path, collector, readers) -> None:
 
 
 def test_loop_keeps_media_time_increasing(clip: Path, collector, readers) -> None:
-    r = StreamReader(SourceSpec(id="f", url=str(clip), loop=True, sample_fps=2), input_size=(16, 16),
+    r = StreamReader(source_spec(id="f", url=str(clip), loop=True, sample_fps=2), input_size=(16, 16),
                      emit=collector.emit, on_status=collector.on_status)
     readers.append(r)
     r.start()
@@ -89,7 +90,7 @@ def test_loop_keeps_media_time_increasing(clip: Path, collector, readers) -> Non
 
 
 def test_realtime_paces_by_media_time(clip: Path, collector, readers) -> None:
-    r = StreamReader(SourceSpec(id="f", url=str(clip), realtime=True, loop=True, sample_fps=10),
+    r = StreamReader(source_spec(id="f", url=str(clip), realtime=True, loop=True, sample_fps=10),
                      input_size=(16, 16), emit=collector.emit, on_status=collector.on_status)
     readers.append(r)
     r.start()
@@ -108,7 +109,7 @@ def test_realtime_paces_by_media_time(clip: Path, collector, readers) -> None:
 def test_prometheus_counters(clip: Path, collector, readers) -> None:
     from prometheus_client import REGISTRY
 
-    r = StreamReader(SourceSpec(id="metrics-test", url=str(clip), motion_gate=True, keepalive_s=100),
+    r = StreamReader(source_spec(id="metrics-test", url=str(clip), motion_gate=True, keepalive_s=100),
                      input_size=(16, 16), emit=collector.emit, on_status=collector.on_status)
     readers.append(r)
     r.start()
@@ -152,7 +153,7 @@ def test_a_playing_file_is_healthy_although_its_frames_carry_an_old_date(clip: P
     from birdstream.service.supervisor import Supervisor
 
     # clip's frames carry its creation time (2024): the health check must judge arrival, not that
-    r = StreamReader(SourceSpec(id="f", url=str(clip), realtime=True, loop=True, sample_fps=2), input_size=(16, 16),
+    r = StreamReader(source_spec(id="f", url=str(clip), realtime=True, loop=True, sample_fps=2), input_size=(16, 16),
                      emit=collector.emit, on_status=collector.on_status)
     readers.append(r)
     started = time.time()

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from birdstream.ingest import SourceSpec, StreamError, StreamReader, iter_frames
+from birdstream.ingest import StreamError, StreamReader, iter_frames
 from tests.support.http_media import HttpMediaServer
 from tests.support.video import make_video
+from tests.support.options import source_spec
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_plain_file_over_http_has_media_times_and_ends(site: Path, collector, readers) -> None:
     with HttpMediaServer(site) as srv:
-        spec = SourceSpec(id="web", url=srv.url("clip.mp4"), sample_fps=2)
+        spec = source_spec(id="web", url=srv.url("clip.mp4"), sample_fps=2)
         r = StreamReader(spec, input_size=(16, 16), emit=collector.emit, on_status=collector.on_status)
         readers.append(r)
         r.start()
@@ -36,19 +37,19 @@ def test_plain_file_over_http_has_media_times_and_ends(site: Path, collector, re
 
 def test_hls_playlist(site: Path) -> None:
     with HttpMediaServer(site) as srv:
-        frames = list(iter_frames(SourceSpec(id="hls", url=srv.url("live.m3u8"), sample_fps=2), (16, 16)))
+        frames = list(iter_frames(source_spec(id="hls", url=srv.url("live.m3u8"), sample_fps=2), (16, 16)))
     assert [f.media_time for f in frames] == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0, 2.5])
 
 
 def test_missing_http_file_is_not_found(site: Path) -> None:
     with HttpMediaServer(site) as srv, pytest.raises(StreamError) as info:
-        next(iter_frames(SourceSpec(id="web", url=srv.url("nope.mp4")), (16, 16)))
+        next(iter_frames(source_spec(id="web", url=srv.url("nope.mp4")), (16, 16)))
     assert info.value.kind == "not_found"
 
 
 def test_live_mjpeg_camera(site: Path, collector, readers) -> None:
     with HttpMediaServer(site) as srv:
-        spec = SourceSpec(id="mjpeg", url=srv.url("mjpeg"), sample_fps=5, motion_gate=False)
+        spec = source_spec(id="mjpeg", url=srv.url("mjpeg"), sample_fps=5, motion_gate=False)
         r = StreamReader(spec, input_size=(16, 16), emit=collector.emit, on_status=collector.on_status)
         readers.append(r)
         r.start()

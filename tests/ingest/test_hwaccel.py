@@ -14,13 +14,14 @@ import pytest
 from prometheus_client import REGISTRY
 
 from birdstream.config import ConfigError, config_from_dict
-from birdstream.ingest import SourceSpec, StreamReader, iter_frames
+from birdstream.ingest import StreamReader, iter_frames
 from birdstream.ingest.hwaccel import HwDecoder
-from birdstream.station.wiring import source_spec
+from birdstream.station import wiring
 from tests.ingest.conftest import RED
 from tests.support.devices import nvidia_gpu_present
 from tests.support.http_media import HttpMediaServer
 from tests.support.video import Box, make_video
+from tests.support.options import source_spec
 
 HW_LOGGER = "birdstream.ingest.hwaccel"
 
@@ -46,7 +47,7 @@ def hw_records(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.Log
 
 
 def pictures(path: Path, **kw) -> list[np.ndarray]:
-    return [f.image for f in iter_frames(SourceSpec(id=kw.pop("id", "sw"), url=str(path), sample_fps=0, **kw),
+    return [f.image for f in iter_frames(source_spec(id=kw.pop("id", "sw"), url=str(path), sample_fps=0, **kw),
                                          (32, 32))]
 
 
@@ -55,7 +56,7 @@ def test_cuda_without_a_gpu_reads_in_software_warns_once_and_counts(hwclip: Path
                                                                     caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, HW_LOGGER)
     before = fallbacks("hw-cuda", "device")
-    spec = SourceSpec(id="hw-cuda", url=str(hwclip), sample_fps=0, loop=True, hwaccel="cuda")
+    spec = source_spec(id="hw-cuda", url=str(hwclip), sample_fps=0, loop=True, hwaccel="cuda")
     r = StreamReader(spec, input_size=(32, 32), emit=collector.emit, on_status=collector.on_status)
     readers.append(r)
     r.start()
@@ -79,7 +80,7 @@ def test_fallback_line_names_the_stream_without_its_password(hwclip: Path, caplo
     caplog.set_level(logging.INFO, HW_LOGGER)
     with HttpMediaServer(hwclip.parent) as srv:
         url = srv.url(hwclip.name).replace("http://", "http://bird:s3cret@")
-        got = list(iter_frames(SourceSpec(id="hw-web", url=url, sample_fps=0, hwaccel="cuda"), (32, 32)))
+        got = list(iter_frames(source_spec(id="hw-web", url=url, sample_fps=0, hwaccel="cuda"), (32, 32)))
     assert len(got) == 10
     (warning,) = hw_records(caplog, logging.WARNING)
     assert "hw-web" in warning.getMessage() and "127.0.0.1" in warning.getMessage()
@@ -162,9 +163,9 @@ def test_config_rejects_an_unknown_type_naming_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"streams\[0\]\.hwaccel_device: set hwaccel too"):
         load(hwaccel_device="/dev/dri/renderD128")
     config = load(hwaccel="CUDA", hwaccel_device=1)  # YAML reads a bare 1 as a number
-    spec = source_spec(config.streams[0])
+    spec = wiring.source_spec(config.streams[0])
     assert (spec.hwaccel, spec.hwaccel_device) == ("cuda", "1")
-    assert source_spec(load().streams[0]).hwaccel is None  # software by default
+    assert wiring.source_spec(load().streams[0]).hwaccel is None  # software by default
 
 
 @pytest.mark.skipif(not GPU, reason="no NVIDIA GPU here (/dev/nvidia0 absent): nothing to decode on")

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from birdstream.errors import SourceError
-from birdstream.ingest import SourceSpec, StreamError, StreamReader, iter_frames
+from birdstream.ingest import StreamError, StreamReader, iter_frames
 from tests.support.rtsp import RtspServer, free_port, gi_available
+from tests.support.options import source_spec
 
 pytestmark = pytest.mark.skipif(not gi_available(), reason="system python3 lacks GStreamer RTSP bindings")
 
@@ -31,7 +32,7 @@ def server(rtsp_video: Path):
 def reader(url: str, collector, readers, **kw) -> StreamReader:
     opts = {"sample_fps": 5, "backoff_min_s": 0.2, "backoff_max_s": 1.0, "open_timeout_s": 10,
             "read_timeout_s": 5, **kw}
-    spec = SourceSpec(id="cam", url=url, **opts)
+    spec = source_spec(id="cam", url=url, **opts)
     r = StreamReader(spec, input_size=(32, 32), emit=collector.emit, on_status=collector.on_status)
     readers.append(r)
     r.start()
@@ -75,7 +76,7 @@ def test_wrong_path_is_not_found(server: RtspServer, collector, readers) -> None
     collector.wait(lambda: "reconnecting" in collector.states, what="an error")
     assert "not found" in r.status.error
     with pytest.raises(StreamError) as info:
-        next(iter_frames(SourceSpec(id="x", url=server.url_with(mount="/nothing-here")), (8, 8)))
+        next(iter_frames(source_spec(id="x", url=server.url_with(mount="/nothing-here")), (8, 8)))
     assert info.value.kind == "not_found"
 
 
@@ -97,9 +98,9 @@ def test_wrong_credentials_are_auth_failed_and_never_logged(rtsp_video: Path, co
         collector.wait(lambda: "reconnecting" in collector.states, what="an error")
         assert "authentication failed" in r.status.error
         with pytest.raises(SourceError) as info:
-            next(iter_frames(SourceSpec(id="x", url=bad), (8, 8)))
+            next(iter_frames(source_spec(id="x", url=bad), (8, 8)))
         assert info.value.kind == "auth"
-        good = StreamReader(SourceSpec(id="good", url=srv.url), input_size=(8, 8),
+        good = StreamReader(source_spec(id="good", url=srv.url), input_size=(8, 8),
                             emit=collector.emit, on_status=collector.on_status)
         readers.append(good)
         good.start()
@@ -162,7 +163,7 @@ def test_stop_while_emit_blocks(server: RtspServer, readers) -> None:
         got.append(frame)
         r.stop_event.wait()
 
-    r = StreamReader(SourceSpec(id="cam", url=server.url, motion_gate=False), input_size=(8, 8),
+    r = StreamReader(source_spec(id="cam", url=server.url, motion_gate=False), input_size=(8, 8),
                      emit=emit, on_status=lambda s: None)
     readers.append(r)
     r.start()

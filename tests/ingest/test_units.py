@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from birdstream.errors import SourceError
-from birdstream.ingest import SourceSpec, redact_text, redact_url, source_kind
+from birdstream.ingest import redact_text, redact_url, source_kind
 from birdstream.ingest.reader import Backoff
 from birdstream.ingest.sampling import MediaClock, MotionGate, Sampler
+from tests.support.options import source_spec
 
 
 @pytest.mark.parametrize("url, expected", [
@@ -48,8 +49,8 @@ def test_source_kinds(tmp_path) -> None:
     assert source_kind(str(tmp_path)) == "folder"
     assert source_kind(str(tmp_path / "a.mp4")) == "file"
     assert source_kind(f"file://{tmp_path}") == "folder"
-    assert SourceSpec(id="a", url="rtsp://h/x").gate_enabled
-    assert not SourceSpec(id="a", url=str(tmp_path / "a.mp4")).gate_enabled
+    assert source_spec(id="a", url="rtsp://h/x").gate_enabled
+    assert not source_spec(id="a", url=str(tmp_path / "a.mp4")).gate_enabled
 
 
 def test_unknown_scheme_is_one_clear_line() -> None:

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from birdstream.publish import JsonlOptions, MqttOptions, OutboxOptions, Publisher, SnapshotOptions
+from birdstream.publish import Publisher
 from tests.support.mosquitto import Mosquitto, TlsFiles, make_tls_files
+from tests.support.options import jsonl_options, mqtt_options, outbox_options, snapshot_options
 
 
 @pytest.fixture
@@ -35,10 +36,10 @@ def make_publisher(tmp_path: Path) -> Iterator[Callable[..., Publisher]]:
         pub = Publisher(
             station=kw.pop("station", "garden"),
             state_dir=state_dir or tmp_path / "state",
-            mqtt=MqttOptions(port=port, **mqtt_kw) if port is not None else None,
-            jsonl=kw.pop("jsonl", JsonlOptions()),
-            snapshots=kw.pop("snapshots", SnapshotOptions()),
-            outbox=kw.pop("outbox", OutboxOptions()),
+            mqtt=mqtt_options(port=port, **mqtt_kw) if port is not None else None,
+            jsonl=kw.pop("jsonl", jsonl_options()),
+            snapshots=kw.pop("snapshots", snapshot_options()),
+            outbox=kw.pop("outbox", outbox_options()),
             **kw,
         )
         made.append(pub)

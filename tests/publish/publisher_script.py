@@ -13,8 +13,9 @@ import sys
 import threading
 import time
 
-from birdstream.publish import JsonlOptions, MqttOptions, OutboxOptions, Publisher, SnapshotOptions
+from birdstream.publish import Publisher
 from tests.support.sightings import sighting
+from tests.support.options import jsonl_options, mqtt_options, outbox_options, snapshot_options
 
 
 def main() -> int:
@@ -23,10 +24,10 @@ def main() -> int:
     pub = Publisher(
         station="garden",
         state_dir=state_dir,
-        mqtt=MqttOptions(host="127.0.0.1", port=port, reconnect_min_s=0.1, reconnect_max_s=0.5, discovery=False),
-        jsonl=JsonlOptions(),
-        snapshots=SnapshotOptions(enabled=False),
-        outbox=OutboxOptions(),
+        mqtt=mqtt_options(host="127.0.0.1", port=port, reconnect_min_s=0.1, reconnect_max_s=0.5, discovery=False),
+        jsonl=jsonl_options(),
+        snapshots=snapshot_options(enabled=False),
+        outbox=outbox_options(),
     )
     pub.start()
     if mode == "queue":

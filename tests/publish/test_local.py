@@ -14,11 +14,12 @@ import pytest
 from PIL import Image
 
 from birdstream.errors import PublishError
-from birdstream.publish import JsonlOptions, OutboxOptions, SnapshotOptions, load_schema, metrics
+from birdstream.publish import load_schema, metrics
 from birdstream.publish.jsonl import JsonlLog
 from birdstream.publish.outbox import Outbox, OutMessage
 from birdstream.publish.snapshots import SnapshotStore, relative_path
 from tests.support.sightings import gradient_image, make_event, sighting
+from tests.support.options import jsonl_options, outbox_options, snapshot_options
 
 
 def _dropped(reason: str) -> float:
@@ -27,7 +28,7 @@ def _dropped(reason: str) -> float:
 
 def test_full_outbox_drops_oldest_counted_and_logged(tmp_path: Path, caplog) -> None:
     caplog.set_level(logging.WARNING, logger="birdstream.publish")
-    box = Outbox(tmp_path / "o.sqlite3", OutboxOptions(max_messages=5))
+    box = Outbox(tmp_path / "o.sqlite3", outbox_options(max_messages=5))
     before = _dropped("full")
     for i in range(8):
         box.put([OutMessage("t", str(i).encode())])
@@ -36,7 +37,7 @@ def test_full_outbox_drops_oldest_counted_and_logged(tmp_path: Path, caplog) -> 
     assert _dropped("full") - before == 3
     assert sum("full" in r.getMessage() and "dropped" in r.getMessage() for r in caplog.records) == 3
     box.close()
-    reopened = Outbox(tmp_path / "o.sqlite3", OutboxOptions(max_messages=5))
+    reopened = Outbox(tmp_path / "o.sqlite3", outbox_options(max_messages=5))
     assert len(reopened) == 5 and reopened.after(0, 1)[0].payload == b"3"
     reopened.close()
 
@@ -44,7 +45,7 @@ def test_full_outbox_drops_oldest_counted_and_logged(tmp_path: Path, caplog) -> 
 def test_a_full_disk_fails_the_put_with_its_own_error_and_changes_nothing(tmp_path: Path) -> None:
     import sqlite3
 
-    box = Outbox(tmp_path / "o.sqlite3", OutboxOptions())
+    box = Outbox(tmp_path / "o.sqlite3", outbox_options())
     box.put([OutMessage("s", b"status", True, "status/x")])
     box._db.execute("PRAGMA max_page_count=12")  # SQLite's own "database or disk is full" (SQLITE_FULL)
     failures = 0
@@ -65,7 +66,7 @@ def test_a_full_disk_fails_the_put_with_its_own_error_and_changes_nothing(tmp_pa
 
 def test_outbox_age_limit_and_latest_wins_keys(tmp_path: Path) -> None:
     now = [1000.0]
-    box = Outbox(tmp_path / "o.sqlite3", OutboxOptions(max_age_days=1.0), clock=lambda: now[0])
+    box = Outbox(tmp_path / "o.sqlite3", outbox_options(max_age_days=1.0), clock=lambda: now[0])
     box.put([OutMessage("a", b"old")])
     box.put([OutMessage("s", b"status1", True, "status/x"), OutMessage("b", b"mid")])
     box.put([OutMessage("s", b"status2", True, "status/x")])
@@ -73,18 +74,18 @@ def test_outbox_age_limit_and_latest_wins_keys(tmp_path: Path) -> None:
     before = _dropped("expired")
     now[0] += 2 * 86400
     box.close()
-    box = Outbox(tmp_path / "o.sqlite3", OutboxOptions(max_age_days=1.0), clock=lambda: now[0])
+    box = Outbox(tmp_path / "o.sqlite3", outbox_options(max_age_days=1.0), clock=lambda: now[0])
     assert len(box) == 0 and _dropped("expired") - before == 3
     box.close()
 
 
 def test_outbox_is_wal_and_synchronous_full(tmp_path: Path) -> None:
-    box = Outbox(tmp_path / "o.sqlite3", OutboxOptions())
+    box = Outbox(tmp_path / "o.sqlite3", outbox_options())
     assert box._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert box._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     box.close()
     with pytest.raises(PublishError, match="outbox.synchronous"):
-        Outbox(tmp_path / "p.sqlite3", OutboxOptions(synchronous="OFF"))
+        Outbox(tmp_path / "p.sqlite3", outbox_options(synchronous="OFF"))
 
 
 def test_unwritable_state_dir_is_a_clear_publish_error(tmp_path: Path, make_publisher) -> None:
@@ -105,7 +106,7 @@ def test_read_only_state_dir(tmp_path: Path, make_publisher) -> None:
 
 
 def test_jsonl_rotation_keeps_n_files(tmp_path: Path) -> None:
-    log = JsonlLog(tmp_path, JsonlOptions(max_bytes=100, backups=2))
+    log = JsonlLog(tmp_path, jsonl_options(max_bytes=100, backups=2))
     for i in range(10):
         log.write(json.dumps({"i": i, "pad": "x" * 30}).encode())
     log.close()
@@ -119,18 +120,18 @@ def test_jsonl_rotation_keeps_n_files(tmp_path: Path) -> None:
 
 def test_jsonl_after_a_cut_line_starts_on_a_new_line(tmp_path: Path) -> None:
     (tmp_path / "sightings.jsonl").write_bytes(b'{"i": 0}\n{"i": 1, "pa')  # killed mid-write
-    log = JsonlLog(tmp_path, JsonlOptions())
+    log = JsonlLog(tmp_path, jsonl_options())
     log.write(b'{"i": 2}')
     log.close()
     assert (tmp_path / "sightings.jsonl").read_text().splitlines()[-1] == '{"i": 2}'
-    log = JsonlLog(tmp_path, JsonlOptions())  # an intact file gets no empty line
+    log = JsonlLog(tmp_path, jsonl_options())  # an intact file gets no empty line
     log.write(b'{"i": 3}')
     log.close()
     assert (tmp_path / "sightings.jsonl").read_text().splitlines()[-2:] == ['{"i": 2}', '{"i": 3}']
 
 
 def test_jsonl_without_broker_and_with_schema(tmp_path: Path, make_publisher) -> None:
-    pub = make_publisher(None, snapshots=SnapshotOptions(enabled=False))
+    pub = make_publisher(None, snapshots=snapshot_options(enabled=False))
     events = list(sighting(3))
     for e in events:
         pub.publish(e)
@@ -176,7 +177,7 @@ def _fields(event) -> dict:
 
 def test_snapshot_retention_by_age_and_size(tmp_path: Path) -> None:
     now = [time.time()]
-    store = SnapshotStore(tmp_path, SnapshotOptions(prune_every=1000), clock=lambda: now[0])
+    store = SnapshotStore(tmp_path, snapshot_options(prune_every=1000), clock=lambda: now[0])
     written = []
     for i in range(6):
         event, jpeg = store.save(make_event(image=gradient_image(64, 64, shift=i * 40), started_at=1.78e9 + i))
@@ -187,7 +188,7 @@ def test_snapshot_retention_by_age_and_size(tmp_path: Path) -> None:
     os.utime(written[0], (now[0] - 3 * 86400, now[0] - 3 * 86400))
     budget = sum(p.stat().st_size for p in written[3:]) + 10
     before = metrics.SNAPSHOTS_PRUNED.labels(reason="size")._value.get()
-    pruner = SnapshotStore(tmp_path, SnapshotOptions(max_age_days=1, max_total_mb=budget / 1024 / 1024),
+    pruner = SnapshotStore(tmp_path, snapshot_options(max_age_days=1, max_total_mb=budget / 1024 / 1024),
                            clock=lambda: now[0])
     assert pruner.prune() == 3
     assert [p.exists() for p in written] == [False, False, False, True, True, True]

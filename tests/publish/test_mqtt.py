@@ -9,11 +9,14 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from birdstream.publish import MqttOptions, Publisher, TlsOptions, load_schema
+from birdstream.config import config_from_dict
+from birdstream.publish import Publisher, TlsOptions, load_schema
 from birdstream.publish.mqtt import CLIENT_ID_FILE
+from birdstream.station import wiring
 from tests.publish.conftest import wait_until
 from tests.support.mosquitto import Message, Mosquitto, Subscriber, TlsFiles
 from tests.support.sightings import make_status, sighting
+from tests.support.options import mqtt_options
 
 P = "birdstream/garden"
 
@@ -151,10 +154,14 @@ def test_tls_password_file_and_client_certificate(tmp_path: Path, tls_files: Tls
     with Mosquitto(tmp_path, users={"garden": "tls-pass"}, tls=tls_files, require_certificate=True) as b:
         assert b.tls_port
         with Subscriber(b.port, ["birdstream/#"], username="garden", password="tls-pass") as sub:
-            pub = make_publisher(b.tls_port, mqtt={
-                "host": "localhost", "username": "garden", "password_file": secret,
-                "tls": TlsOptions(ca_file=tls_files.ca, cert_file=tls_files.client_cert, key_file=tls_files.client_key),
-            })
+            config = config_from_dict({"mqtt": {
+                "host": "localhost", "port": b.tls_port, "username": "garden", "password_file": str(secret),
+                "tls": {"ca_file": str(tls_files.ca), "cert_file": str(tls_files.client_cert),
+                        "key_file": str(tls_files.client_key)},
+            }}, base_dir=tmp_path, require_streams=False)
+            opts = wiring.mqtt_options(config.mqtt)  # as the daemon builds them: the password read from its file
+            pub = make_publisher(b.tls_port, mqtt={"host": opts.host, "username": opts.username,
+                                                   "password": opts.password, "tls": opts.tls})
             (event,) = list(sighting(2))[:1]
             pub.publish(event)
             (msg,) = sub.wait_for(lambda m: m.topic == f"{P}/feeder/sighting")
@@ -166,7 +173,8 @@ def test_tls_missing_ca_file_names_the_key(tmp_path: Path, make_publisher) -> No
     from birdstream.errors import PublishError
 
     with pytest.raises(PublishError, match=r"mqtt\.tls\.ca_file: .*nope\.crt does not exist"):
-        make_publisher(1883, mqtt={"tls": TlsOptions(ca_file=tmp_path / "nope.crt")})
+        make_publisher(1883, mqtt={"tls": TlsOptions(ca_file=tmp_path / "nope.crt", cert_file=None, key_file=None,
+                                                                   insecure=False)})
 
 
 def test_mqtt_311_and_stable_client_id(broker: Mosquitto, make_publisher, tmp_path: Path) -> None:
@@ -183,7 +191,7 @@ def test_mqtt_311_and_stable_client_id(broker: Mosquitto, make_publisher, tmp_pa
         assert (tmp_path / "state" / CLIENT_ID_FILE).read_text().strip() == cid
         assert cid in broker.log_tail(100_000)
     with pytest.raises(Exception, match="protocol"):
-        MqttOptions(protocol="4")
+        mqtt_options(protocol="4")
 
 
 def test_odd_species_names_round_trip(broker: Mosquitto, make_publisher, tmp_path: Path) -> None:

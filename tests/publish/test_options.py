@@ -1,28 +1,16 @@
-"""Secrets, options and the non-blocking sink queues."""
+"""Options and the non-blocking sink queues."""
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
-import pytest
-
-from birdstream.errors import PublishError
-from birdstream.publish import MqttOptions, credential_path, metrics, read_secret_file
-from birdstream.publish.options import resolve_password
+from birdstream.publish import metrics
 from birdstream.publish.sinks import SinkThread
+from tests.support.options import mqtt_options
 
 
-def test_password_from_file_or_credentials_directory(tmp_path: Path) -> None:
-    (tmp_path / "mqtt").write_text("s3cret-value\nignored\n")
-    assert read_secret_file(tmp_path / "mqtt") == "s3cret-value"
-    path = credential_path("mqtt", {"CREDENTIALS_DIRECTORY": str(tmp_path)})
-    assert resolve_password(MqttOptions(password_file=path)) == "s3cret-value"
-    assert "s3cret" not in repr(MqttOptions(password="s3cret-value"))
-    with pytest.raises(PublishError, match="CREDENTIALS_DIRECTORY"):
-        credential_path("mqtt", {})
-    with pytest.raises(PublishError, match=r"mqtt\.password_file: cannot read .*missing"):
-        resolve_password(MqttOptions(password_file=tmp_path / "missing"))
+def test_the_password_stays_out_of_the_options_repr() -> None:
+    assert "s3cret" not in repr(mqtt_options(password="s3cret-value"))
 
 
 def test_full_sink_queue_drops_without_blocking_the_caller() -> None:

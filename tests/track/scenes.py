@@ -10,6 +10,7 @@ import numpy as np
 
 from birdstream.messages import Frame, Prediction, SightingEvent
 from birdstream.track import SightingTracker, TrackOptions
+from tests.support.options import track_options
 
 CLASSES = ("Common Myna", "Eurasian Hoopoe", "House Sparrow", "Laughing Dove", "White-eared Bulbul")
 T0 = 1_780_000_000.0  # epoch seconds of the scenes' t = 0
@@ -75,7 +76,7 @@ def make_tracker(options: TrackOptions | None = None, **kw: object) -> SightingT
         stream_id="feeder",
         class_names=CLASSES,
         model_id="planted@0123456789ab",
-        options=options or TrackOptions(),
+        options=options or track_options(),
         id_factory=lambda: next(ids),
         **kw,
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from birdstream.messages import Prediction
-from birdstream.track import TrackOptions
 from tests.track.scenes import Seg, frames, make_tracker, play, sightings
+from tests.support.options import track_options
 
 H, S, D, M = "Eurasian Hoopoe", "House Sparrow", "Laughing Dove", "Common Myna"
 MOVE = 0.05  # Frame.motion of a frame with a bird moving in it
@@ -50,7 +50,7 @@ CASES = [
 
 @pytest.mark.parametrize(("name", "segs", "opts", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_scene(name, segs, opts, expected):
-    events = play(make_tracker(TrackOptions(**opts)), frames(*segs))
+    events = play(make_tracker(track_options(**opts)), frames(*segs))
     got = sightings(events)
     assert [g["species"] for g in got] == [e[0] for e in expected], got
     for g, (_, (s0, s1), (e0, e1)) in zip(got, expected, strict=True):
@@ -117,7 +117,7 @@ def test_motion_gated_stream_with_sparse_keepalives_rejects_a_flash():
 
 @pytest.mark.parametrize("fps", [0.5, 1, 2, 5, 10])
 def test_options_for_the_sample_rate_give_similar_sightings(fps):
-    opts = TrackOptions().for_sample_fps(fps)
+    opts = track_options().for_sample_fps(fps)
     segs = [Seg(10, fps=fps), Seg(12, {H: 0.85}, fps=fps, motion=MOVE), Seg(20, fps=fps, motion=MOVE)]
     (got,) = sightings(play(make_tracker(opts), frames(*segs)))
     assert got["species"] == H
@@ -161,7 +161,7 @@ def test_importing_the_tracker_does_not_import_torch():
 def test_wall_clock_set_back_splits_once_then_tracks_on_the_new_time():
     """Live frames carry wall-clock time; the daemon ticks without a time (steady clock)."""
     steady = [0.0]
-    tracker = make_tracker(TrackOptions(), clock=lambda: steady[0])
+    tracker = make_tracker(track_options(), clock=lambda: steady[0])
     bird, empty = Seg(1, {H: 0.9}, motion=MOVE), Seg(1, motion=MOVE)
     events = []
     # 10 s of bird, then the clock is set back an hour; the bird stays 20 s more, then leaves for 30 s.

@@ -7,8 +7,8 @@ import pytest
 
 from birdstream.errors import ConfigError
 from birdstream.messages import Frame, Prediction
-from birdstream.track import TrackOptions
 from tests.track.scenes import CLASSES, T0, Seg, frames, make_tracker, play, probs
+from tests.support.options import track_options
 
 H, S = "Eurasian Hoopoe", "House Sparrow"
 MOVE = 0.05
@@ -16,7 +16,7 @@ MOVE = 0.05
 
 def test_event_fields_of_one_visit():
     items = frames(Seg(3), Seg(6, {H: 0.9}, motion=MOVE), Seg(3, motion=MOVE))
-    events = play(make_tracker(TrackOptions(update_min_delta=0.05)), items)
+    events = play(make_tracker(track_options(update_min_delta=0.05)), items)
     assert [e.event for e in events][0] == "start" and events[-1].event == "end"
     assert {e.id for e in events} == {"id-0"}
     assert [e.seq for e in events] == list(range(len(events)))
@@ -81,7 +81,7 @@ def test_best_image_is_the_full_picture_of_the_highest_scoring_supporting_frame(
     ],
 )
 def test_update_policy(opts, min_updates, max_updates):
-    events = play(make_tracker(TrackOptions(**opts)), frames(Seg(2), Seg(62, {H: 0.9}, motion=MOVE)))
+    events = play(make_tracker(track_options(**opts)), frames(Seg(2), Seg(62, {H: 0.9}, motion=MOVE)))
     n = [e.event for e in events].count("update")
     assert min_updates <= n <= max_updates, [(e.event, e.updated_at - T0) for e in events]
 
@@ -99,7 +99,7 @@ def test_default_ids_are_uuids():
 
     from birdstream.track import SightingTracker
 
-    tracker = SightingTracker(station="g", stream_id="c", class_names=CLASSES, model_id="m@0", options=TrackOptions())
+    tracker = SightingTracker(station="g", stream_id="c", class_names=CLASSES, model_id="m@0", options=track_options())
     events = play(tracker, frames(Seg(3), Seg(3, {H: 0.9}, motion=MOVE)))
     assert uuid.UUID(events[0].id).version == 4 and len({e.id for e in events}) == 1
 
@@ -124,12 +124,12 @@ def test_bad_prediction_is_dropped_not_raised():
 )
 def test_unknown_species_names_are_config_errors(opts, message):
     with pytest.raises(ConfigError) as err:
-        make_tracker(TrackOptions(**opts))
+        make_tracker(track_options(**opts))
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
 def test_species_names_ignore_case_and_underscores():
-    tracker = make_tracker(TrackOptions(allow=("eurasian_hoopoe",), thresholds={"HOUSE SPARROW": 0.7}))
+    tracker = make_tracker(track_options(allow=("eurasian_hoopoe",), thresholds={"HOUSE SPARROW": 0.7}))
     assert tracker.options.allow == (H,) and dict(tracker.options.thresholds) == {S: 0.7}
 
 
@@ -148,12 +148,12 @@ def test_species_names_ignore_case_and_underscores():
 )
 def test_bad_numbers_are_config_errors_naming_the_key(opts, key):
     with pytest.raises(ConfigError, match=r"^" + __import__("re").escape(key)):
-        TrackOptions(**opts)
+        track_options(**opts)
 
 
 def test_options_are_hashable_and_adapt_to_the_sample_rate():
-    a = TrackOptions(thresholds={H: 0.7}, allow=[H, S])
-    assert hash(a) == hash(TrackOptions(thresholds={H: 0.7}, allow=(H, S))) and a.allow == (H, S)
+    a = track_options(thresholds={H: 0.7}, allow=[H, S])
+    assert hash(a) == hash(track_options(thresholds={H: 0.7}, allow=(H, S))) and a.allow == (H, S)
     assert a.for_sample_fps(4).max_frame_s == 0.25 and a.for_sample_fps(4).thresholds == {H: 0.7}
     with pytest.raises(ConfigError, match="sample_fps"):
         a.for_sample_fps(0)

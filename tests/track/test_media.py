@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from birdstream.messages import Frame, Prediction
-from birdstream.track import TrackOptions
 from birdstream.track.router import MediaTracker
 from tests.track.scenes import CLASSES, T0, probs
+from tests.support.options import track_options
 
 BIRD = {"Eurasian Hoopoe": 0.95}
 
@@ -28,7 +28,7 @@ def pred(t: float, scores: dict[str, float], *, source: str | None, media: float
 
 
 def tracker(clock: Clock) -> MediaTracker:
-    return MediaTracker(station="s", class_names=CLASSES, model_id="m@0", options=TrackOptions(smoothing_s=0.5),
+    return MediaTracker(station="s", class_names=CLASSES, model_id="m@0", options=track_options(smoothing_s=0.5),
                         stream_of=lambda frame: frame.source or "live", clock=clock)
 
 

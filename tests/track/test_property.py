@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from birdstream.messages import Frame, Prediction
-from birdstream.track import TrackOptions
 from tests.track.scenes import CLASSES, T0, make_tracker
+from tests.support.options import track_options
 
 
 def random_run(seed: int) -> list:
     rng = np.random.default_rng(seed)
-    opts = TrackOptions(
+    opts = track_options(
         min_frames=int(rng.integers(1, 4)),
         smoothing_s=float(rng.choice([0.0, 0.5, 1.0, 3.0])),
         end_after_s=float(rng.choice([1.0, 5.0, 10.0])),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from birdstream.track import TrackOptions
 from tests.track.scenes import Seg, frames, make_tracker, play, sightings
+from tests.support.options import track_options
 
 H, D = "Eurasian Hoopoe", "Laughing Dove"
 ROCK = {D: 0.85}  # a rock the classifier scores as a Laughing Dove
@@ -36,7 +36,7 @@ CASES = [
 
 @pytest.mark.parametrize(("name", "segs", "opts", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_scenery(name, segs, opts, expected):
-    got = sightings(play(make_tracker(TrackOptions(**opts)), frames(*segs)))
+    got = sightings(play(make_tracker(track_options(**opts)), frames(*segs)))
     assert [g["species"] for g in got] == expected, got
 
 
@@ -48,7 +48,7 @@ def test_bird_sighting_in_front_of_scenery_has_the_bird_times():
 
 def test_object_placed_then_static_ends_after_still_limit_and_stays_quiet():
     # Someone puts a dove-like ornament in view (motion), then it never moves again.
-    opts = TrackOptions(still_limit_s=60)
+    opts = track_options(still_limit_s=60)
     items = frames(Seg(5), Seg(3, ROCK, motion=0.2), Seg(600, ROCK, fps=0.5))
     events = play(make_tracker(opts), items)
     got = sightings(events)

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from birdstream.messages import Frame, Prediction
-from birdstream.track import StillsTracker, TrackOptions
+from birdstream.track import StillsTracker
 from tests.track.scenes import CLASSES, T0, probs
+from tests.support.options import track_options
 
 H, S, D = "Eurasian Hoopoe", "House Sparrow", "Laughing Dove"
 
@@ -25,7 +26,7 @@ def still(t: float, scores: dict[str, float], name: str, folder: str = "card") -
 def run(stills: list[Prediction], **opts: object) -> list:
     ids = (f"id-{i}" for i in itertools.count())
     tracker = StillsTracker(station="garden", class_names=CLASSES, model_id="m@0",
-                            options=TrackOptions(**opts), id_factory=lambda: next(ids))
+                            options=track_options(**opts), id_factory=lambda: next(ids))
     events = []
     for p in stills:
         events += tracker.update(p)
@@ -90,7 +91,7 @@ def test_another_folder_starts_another_burst():
 
 
 def test_tick_finishes_a_lone_still_once_no_neighbour_can_come():
-    tracker = StillsTracker(station="g", class_names=CLASSES, model_id="m@0", options=TrackOptions())
+    tracker = StillsTracker(station="g", class_names=CLASSES, model_id="m@0", options=track_options())
     assert tracker.update(still(0, {H: 0.9}, "a.jpg")) == []
     assert tracker.tick(T0 + 5) == []
     assert [e.event for e in tracker.tick(T0 + 11)] == ["start", "end"]
@@ -101,9 +102,9 @@ def test_track_all_runs_a_card_through_either_tracker():
     from birdstream.track import SightingTracker, track_all
 
     cards = [still(t, {H: 0.8}, f"{t}.jpg") for t in (0, 1, 2)] + [still(100, {S: 0.9}, "z.jpg")]
-    st = StillsTracker(station="g", class_names=CLASSES, model_id="m@0", options=TrackOptions())
+    st = StillsTracker(station="g", class_names=CLASSES, model_id="m@0", options=track_options())
     assert [(e.event, e.species) for e in track_all(cards, st)] == [
         ("start", H), ("end", H), ("start", S), ("end", S)]
     video = SightingTracker(station="g", stream_id="clip.mp4", class_names=CLASSES, model_id="m@0",
-                            options=TrackOptions(scenery=False))
+                            options=track_options(scenery=False))
     assert [e.event for e in track_all(cards[:3], video)] == ["start", "end"]
