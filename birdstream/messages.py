@@ -8,7 +8,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -16,6 +17,8 @@ SCHEMA_VERSION = 1
 
 EventKind = Literal["start", "update", "end"]
 StreamState = Literal["starting", "running", "reconnecting", "stopped", "failed"]
+STREAM_STATES: tuple[StreamState, ...] = get_args(StreamState)  # the one list (metrics, HA discovery, schema)
+FINAL_STATES: frozenset[StreamState] = frozenset({"stopped", "failed"})  # a source that ended or gave up
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,7 @@ class StreamStatus:
 
 @dataclass(frozen=True, slots=True)
 class SightingEvent:
-    """One event of a sighting's life; to_payload() is the JSON of INTERFACE.md section 4."""
+    """One event of a sighting's life; to_payload() is its JSON (schemas/sighting.schema.json)."""
 
     id: str  # uuid4 string, stable for one sighting
     seq: int  # 0 for start, +1 per event of the same sighting
@@ -115,9 +118,42 @@ class SightingEvent:
             "media_end_s": _round_opt(self.media_end_s),
         }
 
+    @classmethod
+    def from_payload(cls, p: Mapping[str, Any]) -> SightingEvent:
+        """The event of a payload as to_payload() wrote it (e.g. a line of sightings.jsonl).
+
+        Raises KeyError, ValueError or TypeError for a payload that is not one; keys a damaged line
+        may lack (top, frames, model, snapshot, media times) read as empty.
+        """
+        updated = _epoch(p["updated_at"])
+        if updated is None:
+            raise ValueError("no updated_at")
+        return cls(
+            id=str(p["id"]),
+            seq=int(p["seq"]),
+            event=p["event"],
+            station=str(p["station"]),
+            stream=str(p["stream"]),
+            species=str(p["species"]),
+            score=float(p["score"]),
+            top=tuple((str(name), float(score)) for name, score in p.get("top") or ()),
+            started_at=_epoch(p.get("started_at")) or updated,
+            updated_at=updated,
+            ended_at=_epoch(p.get("ended_at")),
+            frames=int(p.get("frames") or 0),
+            model=str(p.get("model") or ""),
+            snapshot=p.get("snapshot"),
+            media_start_s=p.get("media_start_s"),
+            media_end_s=p.get("media_end_s"),
+        )
+
 
 def _round_opt(value: float | None) -> float | None:
     return None if value is None else round(float(value), 3)
+
+
+def _epoch(text: str | None) -> float | None:
+    return None if text is None else datetime.fromisoformat(text).timestamp()
 
 
 def rfc3339(epoch_s: float) -> str:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from birdstream.config.base import DEVICE_PATTERN, ID_PATTERN, TOPIC_PATTERN
 from birdstream.config.models import Config
-from birdstream.errors import ConfigError
+from birdstream.errors import ConfigError, first_line
 from birdstream.redact import REDACTED, redact_text as redact_url
 
 Loc = tuple[str | int, ...]
@@ -245,7 +245,7 @@ def _unwrap(tp: Any) -> Any:
 
 
 def _reason(exc: BaseException) -> str:
-    return getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+    return getattr(exc, "strerror", None) or first_line(exc)
 
 
 # --- secrets -----------------------------------------------------------------------------------

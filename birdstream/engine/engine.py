@@ -13,6 +13,7 @@ import numpy as np
 
 from birdstream.engine import metrics
 from birdstream.engine.mailbox import INVALID, OOM, REMOVED, SHUTDOWN, STALE, Mailbox
+from birdstream.errors import first_line
 from birdstream.messages import Frame, Prediction
 
 log = logging.getLogger(__name__)
@@ -352,7 +353,7 @@ class Engine:
             self._oom_logged = True
             log.warning(
                 "engine: classifier ran out of memory on a batch of %d (%s); batch cap now %d",
-                n, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self.batch_cap,
+                n, first_line(exc), self.batch_cap,
             )
         else:
             log.debug("engine: out of memory again on %d; batch cap now %d", n, self.batch_cap)

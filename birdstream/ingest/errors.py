@@ -7,7 +7,7 @@ from typing import Literal
 
 import av
 
-from birdstream.errors import SourceError
+from birdstream.errors import SourceError, first_line
 from birdstream.redact import redact_text
 
 ErrorKind = Literal[
@@ -87,5 +87,4 @@ def _detail(exc: BaseException) -> str | None:
     strerror = getattr(exc, "strerror", None)
     if strerror:
         return redact_text(str(strerror))
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return redact_text(text)
+    return redact_text(first_line(exc))

@@ -16,7 +16,7 @@ from birdstream.ingest.hwaccel import HwDecodeFailed, HwDecoder
 from birdstream.ingest.hwaccel import for_spec as hw_for_spec
 from birdstream.ingest.interrupt import interruptible
 from birdstream.ingest.media import is_still, list_media, open_video
-from birdstream.ingest.spec import SourceSpec, local_path
+from birdstream.ingest.spec import SourceSpec, is_live, local_path
 from birdstream.messages import Frame
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def _clip(maker: FrameMaker, spec: SourceSpec, path: Path | None, stop: threadin
                 yield frame
             return
         try:
-            live = path is None and (spec.kind != "http" or container.duration is None)
+            live = is_live(spec.kind, container.duration)
             frames = maker.from_container(container, stop, label=label, path=path, live=live)
             while True:
                 with guard():

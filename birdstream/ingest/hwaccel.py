@@ -22,6 +22,7 @@ from typing import Literal
 import av
 from av.codec.hwaccel import HWAccel, hwdevices_available
 
+from birdstream.errors import first_line
 from birdstream.ingest import metrics
 from birdstream.ingest.spec import SourceSpec
 from birdstream.redact import redact_text
@@ -202,5 +203,4 @@ class HwDecoder:
 
 def describe(exc: BaseException) -> str:
     """One redacted line about an exception."""
-    text = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
-    return redact_text(str(text))
+    return redact_text(str(getattr(exc, "strerror", None) or first_line(exc)))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
+from birdstream.messages import STREAM_STATES
+
 FRAMES_DECODED = Counter("birdstream_ingest_frames_decoded_total", "Pictures decoded", ["stream"])
 FRAMES_SAMPLED = Counter("birdstream_ingest_frames_sampled_total",
                          "Pictures picked by the sampler (converted to the model input)", ["stream"])
@@ -20,7 +22,6 @@ HWACCEL_ACTIVE = Gauge("birdstream_ingest_hwaccel_active", "1 while the stream d
                        ["stream"])
 STATE = Gauge("birdstream_ingest_state", "1 for the stream's current state", ["stream", "state"])
 
-_STATES = ("starting", "running", "reconnecting", "stopped", "failed")
 _FIELDS = {"frames_in": FRAMES_DECODED, "sampled": FRAMES_SAMPLED, "emitted": FRAMES_EMITTED,
            "gated": FRAMES_GATED, "dropped": PACKETS_DROPPED}
 
@@ -46,7 +47,7 @@ class StreamMetrics:
                 self._reported[name] += delta
 
     def set_state(self, state: str) -> None:
-        for s in _STATES:
+        for s in STREAM_STATES:
             STATE.labels(self.stream, s).set(1.0 if s == state else 0.0)
 
 

@@ -20,8 +20,8 @@ from birdstream.ingest.hwaccel import for_spec as hw_for_spec
 from birdstream.ingest.interrupt import interruptible
 from birdstream.ingest.media import FolderWatcher, list_media, open_video
 from birdstream.ingest.files import read_media
-from birdstream.ingest.spec import SourceSpec, local_path
-from birdstream.messages import Frame, StreamState, StreamStatus
+from birdstream.ingest.spec import SourceSpec, is_live, local_path
+from birdstream.messages import FINAL_STATES, Frame, StreamState, StreamStatus
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class StreamReader:
                 self._set_state("failed", f"internal error: {type(exc).__name__}")
             finally:
                 self._sync_metrics()
-        if self._state not in ("failed", "stopped"):
+        if self._state not in FINAL_STATES:
             self._set_state("stopped", None)
 
     def _run_stream(self) -> None:
@@ -144,7 +144,7 @@ class StreamReader:
                     raise
                 self._retry(err, backoff)
                 continue
-            finite = not live or (spec.kind == "http" and container.duration is not None)
+            finite = not is_live(spec.kind, container.duration)
             if spec.motion_gate is None:  # a file served over http is offline material
                 maker.gate.enabled = not finite
             path = local_path(spec.url) if spec.kind == "file" else None

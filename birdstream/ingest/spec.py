@@ -61,7 +61,8 @@ class SourceSpec:
 
     @property
     def live(self) -> bool:
-        return self.kind in LIVE_KINDS
+        """Live as configured, before opening: see is_live (a finite HTTP file counts as live here)."""
+        return is_live(self.kind)
 
     @property
     def gate_enabled(self) -> bool:
@@ -71,6 +72,13 @@ class SourceSpec:
     def label(self) -> str:
         """How errors name this source: the stream id and its redacted URL."""
         return f"stream {self.id} ({redact_url(self.url)})"
+
+
+def is_live(kind: SourceKind, duration: int | None = None) -> bool:
+    """The one rule of "is this source live?": a camera, unless it is an HTTP URL of a finite file
+    (a container with a known `duration`, which is offline material: no gate, no reconnect, pacing
+    only on request). Before a source is opened its duration is unknown (None)."""
+    return kind in LIVE_KINDS and not (kind == "http" and duration is not None)
 
 
 def source_kind(url: str) -> SourceKind:

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from birdstream import __version__
+from birdstream.messages import STREAM_STATES
 from birdstream.publish.payload import Topics
 
 HA_STATUS_TOPIC_SUFFIX = "status"  # HA's birth/last-will topic: <discovery_prefix>/status
@@ -59,7 +60,7 @@ def documents(topics: Topics, stream: str, discovery_prefix: str = "homeassistan
         "value_template": "{{ value_json.state }}",
         "json_attributes_topic": topics.stream_status(stream),
         "device_class": "enum",
-        "options": ["starting", "running", "reconnecting", "stopped", "failed"],
+        "options": list(STREAM_STATES),
         "entity_category": "diagnostic",
         "icon": "mdi:cctv",
     }

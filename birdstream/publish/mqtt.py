@@ -175,11 +175,7 @@ class MqttSink:
         ``snapshot`` topics and (with discovery) its Home Assistant config topics, which removes its
         entities. Through the outbox, after everything submitted before; each replaces a pending
         message of the same topic. The stream is no longer announced."""
-        messages = [OutMessage(topic, b"", True, key) for topic, key in (
-            (self.topics.last(stream), f"last/{stream}"),
-            (self.topics.stream_status(stream), f"status/{stream}"),
-            (self.topics.snapshot(stream), f"snapshot/{stream}"),
-        )]
+        messages = [OutMessage(topic, b"", True, key) for topic, key in self.topics.retained(stream).values()]
         if self.options.discovery:
             messages += [OutMessage(topic, b"", True, None)
                          for topic in discovery.documents(self.topics, stream, self.options.discovery_prefix)]

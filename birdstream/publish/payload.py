@@ -1,4 +1,4 @@
-"""Topics and payload encoding: the one place that knows INTERFACE.md section 4's wire format."""
+"""Topics and payload encoding: the one JSON encoder of every writer (MQTT, sightings.jsonl, classify)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,15 @@ class Topics:
     def snapshot(self, stream: str) -> str:
         return f"{self.base}/{stream}/snapshot"
 
+    def retained(self, stream: str) -> dict[str, tuple[str, str]]:
+        """A stream's retained topics, by name: (topic, outbox key). A message queued under a key
+        replaces an older one of the same key, and removing the stream clears exactly these."""
+        return {
+            "last": (self.last(stream), f"last/{stream}"),
+            "status": (self.stream_status(stream), f"status/{stream}"),
+            "snapshot": (self.snapshot(stream), f"snapshot/{stream}"),
+        }
+
 
 def encode(payload: dict[str, Any]) -> bytes:
     """Compact UTF-8 JSON (non-ASCII species names kept as they are)."""
@@ -47,6 +56,7 @@ def encode(payload: dict[str, Any]) -> bytes:
 
 
 def event_bytes(event: SightingEvent) -> bytes:
+    """The bytes of an event, the same on MQTT, in sightings.jsonl and in classify's output."""
     return encode(event.to_payload())
 
 

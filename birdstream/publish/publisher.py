@@ -154,10 +154,8 @@ class Publisher:
         if not self._started or self._closed or self._mqtt is None:
             return
         self._note_stream(status.stream_id)
-        self._mqtt.submit([
-            OutMessage(self.topics.stream_status(status.stream_id), status_bytes(status), True,
-                       f"status/{status.stream_id}")
-        ])
+        topic, key = self.topics.retained(status.stream_id)["status"]
+        self._mqtt.submit([OutMessage(topic, status_bytes(status), True, key)])
 
     def forget_stream(self, stream: str, timeout: float = 5.0) -> None:
         """A stream was removed from the config: clear its retained MQTT topics and its Home
@@ -248,12 +246,12 @@ class Publisher:
         if self._jsonl_sink is not None:
             self._jsonl_sink.submit(data)
         if self._mqtt is not None:
-            msgs = [
-                OutMessage(self.topics.sighting(event.stream), data, False),
-                OutMessage(self.topics.last(event.stream), data, True, f"last/{event.stream}"),
-            ]
+            retained = self.topics.retained(event.stream)
+            topic, key = retained["last"]
+            msgs = [OutMessage(self.topics.sighting(event.stream), data, False), OutMessage(topic, data, True, key)]
             if jpeg is not None and self.mqtt_options is not None and self.mqtt_options.publish_snapshots:
-                msgs.append(OutMessage(self.topics.snapshot(event.stream), jpeg, True, f"snapshot/{event.stream}"))
+                topic, key = retained["snapshot"]
+                msgs.append(OutMessage(topic, jpeg, True, key))
             self._mqtt.submit(msgs)
 
     def close(self, grace_s: float = 5.0) -> int:

@@ -8,10 +8,10 @@ the next ``seq``, ``ended_at`` = the last supporting frame the log knows of.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,6 @@ from birdstream.messages import SightingEvent
 log = logging.getLogger(__name__)
 
 TAIL_BYTES = 4 * 1024 * 1024  # far more than the events of the sightings open at one moment
-
-
-def _epoch(text: str | None) -> float | None:
-    return None if text is None else datetime.fromisoformat(text).timestamp()
 
 
 def _tail_lines(path: Path, max_bytes: int) -> list[str]:
@@ -59,27 +55,8 @@ def unfinished(path: Path, station: str, max_bytes: int = TAIL_BYTES) -> list[di
 
 def closing_event(last: dict[str, Any]) -> SightingEvent:
     """The ``end`` that follows ``last`` (a payload as logged)."""
-    updated = _epoch(last["updated_at"])
-    if updated is None:
-        raise ValueError("no updated_at")
-    return SightingEvent(
-        id=str(last["id"]),
-        seq=int(last["seq"]) + 1,
-        event="end",
-        station=str(last["station"]),
-        stream=str(last["stream"]),
-        species=str(last["species"]),
-        score=float(last["score"]),
-        top=tuple((str(name), float(p)) for name, p in last.get("top") or ()),
-        started_at=_epoch(last["started_at"]) or updated,
-        updated_at=updated,
-        ended_at=updated,
-        frames=int(last.get("frames") or 0),
-        model=str(last.get("model") or ""),
-        snapshot=last.get("snapshot"),
-        media_start_s=last.get("media_start_s"),
-        media_end_s=last.get("media_end_s"),
-    )
+    event = SightingEvent.from_payload(last)
+    return dataclasses.replace(event, seq=event.seq + 1, event="end", ended_at=event.updated_at)
 
 
 def closing_events(path: Path, station: str) -> list[SightingEvent]:

@@ -17,7 +17,7 @@ from typing import Protocol
 from birdstream.config import Config
 from birdstream.config.models import StreamConfig
 from birdstream.ingest.reader import StreamReader
-from birdstream.messages import Prediction, SightingEvent, StreamStatus
+from birdstream.messages import FINAL_STATES, Prediction, SightingEvent, StreamStatus
 from birdstream.station import wiring
 from birdstream.track.router import MediaTracker
 
@@ -145,7 +145,7 @@ class LivePipeline:
 
     def _status_callback(self, stream_id: str) -> Callable[[StreamStatus], None]:
         def on_status(status: StreamStatus) -> None:
-            if status.state in ("stopped", "failed"):
+            if status.state in FINAL_STATES:
                 # A file that ended (or a source that gave up) cannot support its sighting any more;
                 # its last frames may still be queued, so let the engine classify them first.
                 self.engine.drain(timeout=10.0, stream_id=stream_id)

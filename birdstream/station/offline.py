@@ -8,7 +8,6 @@ classifier takes them, nothing is dropped, and event times are on the file's own
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import sys
 import threading
@@ -23,6 +22,7 @@ from birdstream.config import Config
 from birdstream.errors import SourceError
 from birdstream.ingest.files import iter_frames
 from birdstream.messages import Frame, Prediction, SightingEvent, rfc3339
+from birdstream.publish.payload import event_bytes
 from birdstream.station import wiring
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ def classify_main(args: Any, config: Config) -> int:
             count = 0
             try:
                 for event in run.events(path):
-                    out.write(_json_line(event))
+                    out.write(json_line(event))
                     out.flush()
                     count += 1
                     if summary is not None:
@@ -155,8 +155,9 @@ def classify_main(args: Any, config: Config) -> int:
     return 1 if failed else 0
 
 
-def _json_line(event: SightingEvent) -> str:
-    return json.dumps(event.to_payload(), ensure_ascii=False) + "\n"
+def json_line(event: SightingEvent) -> str:
+    """One line of classify's output: the bytes the daemon logs and publishes for the same event."""
+    return event_bytes(event).decode("utf-8") + "\n"
 
 
 def _report(message: str) -> None:
