@@ -92,7 +92,6 @@ def check_hwaccel(value: Any) -> Any:
 
 ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
 Ident = Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=64)]
-Score = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class Section(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -50,13 +50,3 @@ def classification_transform(
 ) -> Callable[[Image.Image], torch.Tensor]:
     """The inference transform for a model of input ``size`` (h, w) trained with ``rgb_stats``."""
     return ClassificationTransform(size, rgb_stats, center_crop)
-
-
-def normalize_uint8_batch(
-    images: torch.Tensor, mean: Sequence[float], std: Sequence[float]
-) -> torch.Tensor:
-    """uint8 [N, H, W, 3] (on any device) -> normalised float32 [N, 3, H, W], matching the transform."""
-    x = images.permute(0, 3, 1, 2).to(torch.float32).mul_(1.0 / 255)
-    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-    return x.sub_(m).div_(s)

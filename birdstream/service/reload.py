@@ -17,13 +17,8 @@ class ConfigDiff:
     added: tuple[str, ...]  # stream ids new in the new config (enabled)
     removed: tuple[str, ...]  # stream ids gone or disabled
     changed: tuple[str, ...]  # stream ids whose settings changed (restart that stream)
-    unchanged: tuple[str, ...]
     restart_needed: tuple[str, ...]  # top-level keys that changed and only apply on restart
     log_level_changed: bool
-
-    @property
-    def empty(self) -> bool:
-        return not (self.added or self.removed or self.changed or self.restart_needed or self.log_level_changed)
 
     def summary(self) -> str:
         parts = [f"{name} {', '.join(ids)}" for name, ids in
@@ -44,7 +39,6 @@ def diff_configs(old: Config, new: Config) -> ConfigDiff:
         added=tuple(i for i in after if i not in before),
         removed=tuple(i for i in before if i not in after),
         changed=tuple(i for i in after if i in before and after[i] != before[i]),
-        unchanged=tuple(i for i in after if i in before and after[i] == before[i]),
         restart_needed=restart,
         log_level_changed=old.log_level != new.log_level,
     )

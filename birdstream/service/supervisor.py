@@ -100,20 +100,6 @@ class Supervisor:
         """A check that must pass for WATCHDOG=1 and a healthy status (e.g. a fresh heartbeat)."""
         self._checks.append((name, check))
 
-    def watch_heartbeat(self, name: str, heartbeat: Callable[[], float | None],
-                        max_age_s: float | None = None) -> None:
-        """Healthy while ``heartbeat()`` (a time.monotonic() value) is younger than max_age_s (stale_s)."""
-        limit = self.stale_s if max_age_s is None else max_age_s
-
-        def check() -> str | None:
-            beat = heartbeat()
-            if beat is None:
-                return f"{name}: no heartbeat yet"
-            age = self._clock() - beat
-            return f"{name}: no heartbeat for {age:.0f} s" if age > limit else None
-
-        self.add_check(name, check)
-
     def watch_streams(self, statuses: Callable[[], Iterable[StreamStatus]]) -> None:
         """Report these streams in the status file; a running stream silent for stale_s is unhealthy."""
         self._streams.append(statuses)
@@ -121,11 +107,6 @@ class Supervisor:
     def add_fatal_check(self, name: str, check: HealthCheck) -> None:
         """A check whose failure stops the daemon with exit 1 (e.g. a worker thread that died)."""
         self._fatal.append((name, check))
-
-    def watch_thread(self, thread: threading.Thread) -> None:
-        """A worker thread that ends while the daemon is not stopping is a crash (exit 1)."""
-        self.add_fatal_check(thread.name, lambda: None if thread.is_alive() or self.stopping
-                             else f"worker thread {thread.name} has ended")
 
     def on_reload(self, callback: Callable[[], str | None]) -> None:
         """Called in the main thread on SIGHUP; returns a one-line summary; a BirdstreamError keeps the old config."""

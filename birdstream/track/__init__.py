@@ -1,7 +1,7 @@
 """Smoothing and the sighting state machine: predictions in, sighting events out (pure code)."""
 
 from birdstream.track.options import TrackOptions, check_species, resolve_species
-from birdstream.track.stills import StillsTracker, track_all
+from birdstream.track.stills import StillsTracker
 from birdstream.track.tracker import SightingTracker
 
-__all__ = ["SightingTracker", "StillsTracker", "TrackOptions", "check_species", "resolve_species", "track_all"]
+__all__ = ["SightingTracker", "StillsTracker", "TrackOptions", "check_species", "resolve_species"]

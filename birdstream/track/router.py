@@ -69,9 +69,9 @@ class MediaTracker:
             events += self._end_stills()
         return events
 
-    def close(self, now: float | None = None) -> list[SightingEvent]:
+    def close(self) -> list[SightingEvent]:
         """The source stopped (or shutdown): end every open sighting."""
-        events = self._video.close(now) if self._video is not None else []
+        events = self._video.close() if self._video is not None else []
         self._video = None
         return events + self._end_stills()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 from birdstream.messages import Frame, Prediction, SightingEvent
 from birdstream.track.options import TrackOptions, check_species
@@ -72,13 +72,7 @@ class StillsTracker:
         self._last_t = max(self._last_t, t) if self._tracker is not None else t
         return events
 
-    def tick(self, now: float) -> list[SightingEvent]:
-        """Finish the current burst once no still can join it any more (`now` on the stills' timeline)."""
-        if self._first is not None and now - self._last_t > self.burst_gap_s:
-            return self._finish()
-        return self._tracker.tick(now) if self._tracker is not None else []
-
-    def close(self, now: float | None = None) -> list[SightingEvent]:
+    def close(self) -> list[SightingEvent]:
         """No more stills: finish the current burst or lone still."""
         return self._finish() if self._first is not None else []
 
@@ -104,12 +98,3 @@ class StillsTracker:
             start_from_first_frame=True,
             metrics_label=self._metrics_label,
         )
-
-
-def track_all(
-    predictions: Iterable[Prediction], tracker: SightingTracker | StillsTracker
-) -> Iterator[SightingEvent]:
-    """Offline: every event of a finite sequence of predictions, the closing ends included."""
-    for pred in predictions:
-        yield from tracker.update(pred)
-    yield from tracker.close()

@@ -161,7 +161,7 @@ class SightingTracker:
             now = self._fed[0] + (self._clock() - self._fed[1])
         return self._expire(float(now))
 
-    def close(self, now: float | None = None) -> list[SightingEvent]:
+    def close(self) -> list[SightingEvent]:
         """The stream stopped: end the open sighting (ended_at stays its last supporting frame)."""
         self._cand = None
         if self._open is None:

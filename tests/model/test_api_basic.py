@@ -83,18 +83,6 @@ def test_wrong_input_size_is_refused_unless_dynamic(ckpt):
         assert net_d(torch.zeros(1, 3, 128, 160)).shape == (1, 12)
 
 
-def test_uint8_batch_normalisation_matches_transform(ckpt):
-    from birdstream.model.transforms import normalize_uint8_batch
-
-    _, info = birdstream.load_pretrained_model(ckpt)
-    transform = birdstream.classification_transform((96, 96), info.rgb_stats)
-    rng = np.random.default_rng(1)
-    frames = rng.integers(0, 256, (2, 96, 96, 3), dtype=np.uint8)
-    got = normalize_uint8_batch(torch.from_numpy(frames), info.rgb_stats["mean"], info.rgb_stats["std"])
-    expected = torch.stack([transform(Image.fromarray(f)) for f in frames])
-    torch.testing.assert_close(got, expected, atol=0, rtol=0)
-
-
 def test_grayscale_and_rgba_images_are_converted(ckpt):
     net, info = birdstream.load_pretrained_model(ckpt)
     transform = birdstream.classification_transform((96, 96), info.rgb_stats)

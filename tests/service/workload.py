@@ -48,9 +48,12 @@ def main() -> int:
     supervisor = Supervisor(health_file=args.health_file, stale_s=0.5)
     supervisor.install_signal_handlers()
     worker.start()
-    supervisor.watch_heartbeat("engine", lambda: beat[0])
+    # The checks the daemon registers for its engine: a fresh heartbeat, and a worker that must not end.
+    supervisor.add_check("engine", lambda: f"engine: no heartbeat for {time.monotonic() - beat[0]:.0f} s"
+                         if time.monotonic() - beat[0] > supervisor.stale_s else None)
     supervisor.watch_streams(lambda: [StreamStatus("cam", "running", last_frame_at=last_frame[0])])
-    supervisor.watch_thread(worker)
+    supervisor.add_fatal_check("worker", lambda: None if worker.is_alive() or supervisor.stopping
+                               else "worker thread worker has ended")
 
     def reload() -> str:
         args.reload_file.write_text("reloaded")

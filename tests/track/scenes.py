@@ -105,7 +105,7 @@ def play(
         clock += tick_every
         events += tracker.tick(T0 + clock)
     if close:
-        events += tracker.close(T0 + end)
+        events += tracker.close()
     return events
 
 

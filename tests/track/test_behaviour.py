@@ -77,7 +77,7 @@ def test_close_ends_the_open_sighting_at_its_last_supporting_frame():
     items = frames(Seg(2), Seg(4, {H: 0.9}, motion=MOVE))
     events = play(tracker, items, close=False)
     assert tracker.open_sighting == events[0].id
-    (end,) = tracker.close(now=items[-1][1].captured_at + 1000)
+    (end,) = tracker.close()
     assert end.event == "end" and end.id == events[0].id
     assert end.ended_at == items[-1][1].captured_at
     assert end.updated_at == end.ended_at

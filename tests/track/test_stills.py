@@ -88,23 +88,3 @@ def test_another_folder_starts_another_burst():
     events = run([still(0, {H: 0.8}, "a.jpg", "cam1"), still(1, {H: 0.8}, "b.jpg", "cam2")])
     assert [(e.event, e.stream, e.frames) for e in events] == [
         ("start", "a.jpg", 1), ("end", "a.jpg", 1), ("start", "b.jpg", 1), ("end", "b.jpg", 1)]
-
-
-def test_tick_finishes_a_lone_still_once_no_neighbour_can_come():
-    tracker = StillsTracker(station="g", class_names=CLASSES, model_id="m@0", options=track_options())
-    assert tracker.update(still(0, {H: 0.9}, "a.jpg")) == []
-    assert tracker.tick(T0 + 5) == []
-    assert [e.event for e in tracker.tick(T0 + 11)] == ["start", "end"]
-    assert tracker.close() == []
-
-
-def test_track_all_runs_a_card_through_either_tracker():
-    from birdstream.track import SightingTracker, track_all
-
-    cards = [still(t, {H: 0.8}, f"{t}.jpg") for t in (0, 1, 2)] + [still(100, {S: 0.9}, "z.jpg")]
-    st = StillsTracker(station="g", class_names=CLASSES, model_id="m@0", options=track_options())
-    assert [(e.event, e.species) for e in track_all(cards, st)] == [
-        ("start", H), ("end", H), ("start", S), ("end", S)]
-    video = SightingTracker(station="g", stream_id="clip.mp4", class_names=CLASSES, model_id="m@0",
-                            options=track_options(scenery=False))
-    assert [e.event for e in track_all(cards[:3], video)] == ["start", "end"]
