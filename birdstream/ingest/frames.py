@@ -59,12 +59,8 @@ class FrameMaker:
         `on_first` is called at the first decoded picture (the source works, gated or not).
         Raises HwDecodeFailed when decoding on a hardware device fails before its first picture.
         """
-        stream = video_stream(container, label)
+        stream = self._video_stream(container, label)
         ctx = stream.codec_context
-        ctx.thread_type = "AUTO"
-        ctx.thread_count = self.spec.decode_threads
-        if self.spec.keyframes_only:
-            ctx.skip_frame = "NONKEY"
         base = None if live else (file_time(container, path) if path is not None else time.time())
         stall_s = self.spec.stall_s if live else 0.0
         self.clock.restart()
@@ -80,17 +76,7 @@ class FrameMaker:
                     raise StreamError(label, "stalled", f"no frame for {stall_s:g} s")
                 if packet.is_corrupt:
                     self.counters["dropped"] += 1
-                try:
-                    pictures = packet.decode()
-                except (av.error.FFmpegError, ValueError) as exc:
-                    if on_device and not isinstance(exc, av.error.InvalidDataError):
-                        raise HwDecodeFailed(describe(exc)) from None  # damaged data is not the device's
-                    if not isinstance(exc, (av.error.InvalidDataError, av.error.UndefinedError, ValueError)):
-                        raise
-                    self.counters["dropped"] += 1
-                    log.debug("%s: skipping a corrupt packet: %s", label, exc)
-                    continue
-                for picture in pictures:
+                for picture in self._decode(packet, label, on_device):
                     on_device = False
                     if on_first is not None:
                         on_first()
@@ -103,11 +89,7 @@ class FrameMaker:
                     self.counters["sampled"] += 1
                     if pace is not None and not pace(t):
                         return
-                    converted = self.converter.video(picture)
-                    if live:
-                        frame = self._make(converted, time.time(), None, None, time.monotonic())
-                    else:
-                        frame = self._make(converted, base + t, t, str(path) if path else None, t)
+                    frame = self._video_frame(picture, t, base, path)
                     if frame is not None:
                         yield frame
         except (StreamError, GeneratorExit):
@@ -120,6 +102,36 @@ class FrameMaker:
             skipped = self.counters["dropped"] - dropped_before
             if skipped:
                 log.warning("%s: damaged data, %d corrupt packet(s) skipped or concealed", label, skipped)
+
+    def _video_stream(self, container: av.container.InputContainer, label: str) -> av.video.stream.VideoStream:
+        """The container's video stream, its decoder set up as the spec says."""
+        stream = video_stream(container, label)
+        ctx = stream.codec_context
+        ctx.thread_type = "AUTO"
+        ctx.thread_count = self.spec.decode_threads
+        if self.spec.keyframes_only:
+            ctx.skip_frame = "NONKEY"
+        return stream
+
+    def _decode(self, packet: av.Packet, label: str, on_device: bool) -> list[av.VideoFrame]:
+        """The pictures of one packet; a damaged packet is counted and skipped (no pictures)."""
+        try:
+            return packet.decode()
+        except (av.error.FFmpegError, ValueError) as exc:
+            if on_device and not isinstance(exc, av.error.InvalidDataError):
+                raise HwDecodeFailed(describe(exc)) from None  # damaged data is not the device's
+            if not isinstance(exc, (av.error.InvalidDataError, av.error.UndefinedError, ValueError)):
+                raise
+            self.counters["dropped"] += 1
+            log.debug("%s: skipping a corrupt packet: %s", label, exc)
+            return []
+
+    def _video_frame(self, picture: av.VideoFrame, t: float, base: float | None, path: Path | None) -> Frame | None:
+        """The Frame of a sampled picture: wall-clock time when live (no base), else base + media time."""
+        converted = self.converter.video(picture)
+        if base is None:
+            return self._make(converted, time.time(), None, None, time.monotonic())
+        return self._make(converted, base + t, t, str(path) if path else None, t)
 
     def from_still(self, path: Path) -> Frame | None:
         """The Frame of one still image (EXIF DateTimeOriginal, else mtime), or None when gated."""

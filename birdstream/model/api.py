@@ -137,18 +137,8 @@ def load_pretrained_model(
     """
     dev = resolve_device(device)
     amp = resolve_dtype(dtype, dev)
-    key = os.fspath(name_or_path)
     known = KNOWN_WEIGHTS if known_weights is None else known_weights
-    if key in known:
-        path, digest = fetch_model_verified(key, cache_dir, progress, base_url=base_url, known=known)
-        name = key
-    else:
-        path = Path(key).expanduser()
-        if not path.exists() and os.sep not in key and not key.endswith(".pt"):
-            names = ", ".join(sorted(known))
-            raise CheckpointError(f"{key}: not a known weights name ({names}) nor an existing file")
-        digest = ""
-        name = path.stem
+    path, digest, name = _weights_file(os.fspath(name_or_path), known, cache_dir, progress, base_url)
     started = time.monotonic()
     try:
         ckpt = read_checkpoint(path)
@@ -158,18 +148,7 @@ def load_pretrained_model(
     except CheckpointError:
         CHECKPOINT_LOAD_FAILURES.inc()
         raise
-    if new_size is not None:
-        net.adjust_size(new_size)
-    net.set_dynamic_size(dynamic_size)
-    net.autocast_dtype = None if amp == torch.float32 else amp
-    net.to(dev)
-    if inference:
-        net.eval()
-        net.requires_grad_(False)
-        if fuse is None or fuse:
-            net.fuse()
-    elif fuse:
-        raise ValueError("fuse=True needs inference=True")
+    _place(net, dev, amp, new_size=new_size, dynamic_size=dynamic_size, inference=inference, fuse=fuse)
     info = ModelInfo(
         class_to_idx=ckpt.class_to_idx,
         signature=ckpt.signature,
@@ -187,6 +166,36 @@ def load_pretrained_model(
         "loaded %s (%d classes, %dx%d) on %s, %s", info.model_id, len(info.class_names), *ckpt.size, dev, amp
     )
     return net, info
+
+
+def _weights_file(key: str, known: Mapping[str, PublishedWeights], cache_dir: str | os.PathLike[str] | None,
+                  progress: ProgressCallback | None, base_url: str | None) -> tuple[Path, str, str]:
+    """(path, sha256 or "" when not yet known, name) of published weights (downloaded) or a file."""
+    if key in known:
+        path, digest = fetch_model_verified(key, cache_dir, progress, base_url=base_url, known=known)
+        return path, digest, key
+    path = Path(key).expanduser()
+    if not path.exists() and os.sep not in key and not key.endswith(".pt"):
+        names = ", ".join(sorted(known))
+        raise CheckpointError(f"{key}: not a known weights name ({names}) nor an existing file")
+    return path, "", path.stem
+
+
+def _place(net: ViTParallel, dev: torch.device, amp: torch.dtype, *, new_size: tuple[int, int] | None,
+           dynamic_size: bool, inference: bool, fuse: bool | None) -> None:
+    """Size, autocast dtype and device of a built network; eval, frozen and fused for inference."""
+    if new_size is not None:
+        net.adjust_size(new_size)
+    net.set_dynamic_size(dynamic_size)
+    net.autocast_dtype = None if amp == torch.float32 else amp
+    net.to(dev)
+    if inference:
+        net.eval()
+        net.requires_grad_(False)
+        if fuse is None or fuse:
+            net.fuse()
+    elif fuse:
+        raise ValueError("fuse=True needs inference=True")
 
 
 def infer_image(

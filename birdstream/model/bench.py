@@ -63,6 +63,19 @@ def _time(fn: Callable[[], Any], device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
+def _random_net(num_classes: int, size: tuple[int, int], config: dict[str, Any], seed: int) -> ViTParallel:
+    """The Birder-layout network with seeded random weights, eval and frozen."""
+    torch.manual_seed(seed)
+    net = ViTParallel(num_classes, size, ViTParallelConfig.from_birder(config))
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith(".gamma"):
+                p.uniform_(0.05, 0.5)  # non-trivial LayerScale so every branch counts
+            elif name.startswith("classifier."):
+                p.normal_(std=0.05)
+    return net.eval().requires_grad_(False)
+
+
 def run_bench(
     batch_sizes: Sequence[int] = (1, 2, 4),
     *,
@@ -80,15 +93,7 @@ def run_bench(
     dev = resolve_device(device)
     amp = resolve_dtype(precision, dev)
     merged = {**VIT_PARALLEL_S16_18X2_LS_AVG, **(config or {})}
-    torch.manual_seed(seed)
-    ref = ViTParallel(num_classes, size, ViTParallelConfig.from_birder(merged))
-    with torch.no_grad():
-        for name, p in ref.named_parameters():
-            if name.endswith(".gamma"):
-                p.uniform_(0.05, 0.5)  # non-trivial LayerScale so every branch counts
-            elif name.startswith("classifier."):
-                p.normal_(std=0.05)
-    ref.eval().requires_grad_(False)
+    ref = _random_net(num_classes, size, merged, seed)
     birder = _birder_net(num_classes, size, config or {}) if compare_birder else None
     if birder is not None:
         birder.load_state_dict(ref.state_dict())

@@ -59,6 +59,24 @@ def _end_unfinished(config: Config, publisher) -> None:
         publisher.forget_stream(stream)  # its end is out; a stream no longer configured leaves no topics
 
 
+def _start_outputs(config: Config, sup: Supervisor):
+    """The HTTP endpoint (None when off) and the started publisher.
+
+    The HTTP port first: a port in use is an error before any stream or sink is running.
+    """
+    from birdstream.station import wiring
+
+    http = start_http(config.http, sup.snapshot)
+    publisher = wiring.publisher(config)
+    try:
+        publisher.start()
+    except BaseException:
+        if http is not None:
+            http.close()
+        raise
+    return http, publisher
+
+
 def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
     from birdstream.station import wiring
     from birdstream.station.live import LivePipeline
@@ -70,15 +88,7 @@ def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
     if sup.stopping:
         return 0
 
-    # The HTTP port first: a port in use is an error before any stream or sink is running.
-    http = start_http(config.http, sup.snapshot)
-    publisher = wiring.publisher(config)
-    try:
-        publisher.start()
-    except BaseException:
-        if http is not None:
-            http.close()
-        raise
+    http, publisher = _start_outputs(config, sup)
     _end_unfinished(config, publisher)
     pipeline = LivePipeline(config, classifier, publisher)
     try:

@@ -11,7 +11,7 @@ import pytest
 
 from birdstream.config import config_from_dict
 from birdstream.publish import Publisher, TlsOptions, load_schema
-from birdstream.publish.mqtt import CLIENT_ID_FILE
+from birdstream.publish.client import CLIENT_ID_FILE
 from birdstream.station import wiring
 from tests.publish.conftest import wait_until
 from tests.support.mosquitto import Message, Mosquitto, Subscriber, TlsFiles
