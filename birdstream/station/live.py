@@ -59,7 +59,7 @@ class LivePipeline:
         self.engine.start()
         self._ticker.start()
         for plan in plans:
-            self._run(plan)
+            self._open(plan)
 
     def stop(self) -> None:
         """Stop ingest, let the engine finish its batch, end every open sighting."""
@@ -82,9 +82,9 @@ class LivePipeline:
 
     def add_stream(self, stream: StreamConfig) -> None:
         """Open one stream: its tracker, its mailbox on the engine, its reader thread."""
-        self._run(wiring.stream_plan(self.config, stream, self.classifier.class_names))
+        self._open(wiring.stream_plan(self.config, stream, self.classifier.class_names))
 
-    def _run(self, plan: wiring.StreamPlan) -> None:
+    def _open(self, plan: wiring.StreamPlan) -> None:
         stream_id = plan.spec.id
         if stream_id in self._readers:
             raise ValueError(f"stream {stream_id} is already running")
@@ -174,4 +174,3 @@ class LivePipeline:
         order whichever thread made them (the sink only queues: this never waits on I/O)."""
         for event in events:
             self.sink.publish(event)
-
