@@ -59,6 +59,27 @@ def _end_unfinished(config: Config, publisher) -> None:
         publisher.forget_stream(stream)  # its end is out; a stream no longer configured leaves no topics
 
 
+def _web_site(config: Config, class_names: list[str]):
+    """The page's view of the daemon (its store and streams are connected once they run)."""
+    from birdstream.web import ReviewPolicy, Site
+    from birdstream.web.site import is_loopback
+
+    auth = config.http.auth
+    policy = ReviewPolicy(loopback=is_loopback(config.http.host), username=auth.username if auth else None,
+                          password=auth.password.get_secret_value() if auth and auth.password else None)
+    return Site(state_dir=Path(config.state_dir), station=config.station, reader=None,
+                species_names=tuple(class_names), policy=policy)
+
+
+def _connect_site(site, publisher) -> None:
+    from birdstream.publish.store_query import StoreReader
+
+    if publisher.store is not None:
+        site.writer = publisher.store
+        site.reader = StoreReader(site.state_dir)
+    site.publish_review = publisher.publish_review
+
+
 def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
     from birdstream.engine.classifier import Classifier
     from birdstream.model.speed import SpeedOptions, configure_threads
@@ -76,7 +97,8 @@ def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
         return 0
 
     # The HTTP port first: a port in use is an error before any stream or sink is running.
-    http = start_http(config.http, sup.snapshot)
+    site = _web_site(config, classifier.class_names) if config.http.enabled else None
+    http = start_http(config.http, sup.snapshot, site)
     publisher = wiring.publisher(config)
     try:
         publisher.start()
@@ -84,6 +106,8 @@ def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
         if http is not None:
             http.close()
         raise
+    if site is not None:
+        _connect_site(site, publisher)
     _end_unfinished(config, publisher)
     pipeline = LivePipeline(config, classifier, publisher)
     try:
@@ -95,6 +119,8 @@ def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
             http.close()
         raise
 
+    if site is not None:
+        site.streams = pipeline.statuses
     engine = pipeline.engine
     sup.add_check("engine", _engine_check(engine, config.service.watchdog_stale_s))
     sup.add_fatal_check("engine", lambda: f"engine failed: {engine.error}" if engine.error else None)

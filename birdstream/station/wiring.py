@@ -15,6 +15,7 @@ from birdstream.publish import (
     SnapshotOptions,
     TlsOptions,
 )
+from birdstream.publish.store import StoreOptions
 from birdstream.track.options import TrackOptions, check_species
 
 
@@ -106,6 +107,7 @@ def publisher(config: Config) -> Publisher:
         snapshots=SnapshotOptions(enabled=s.enabled, quality=s.jpeg_quality, max_age_days=s.max_age_days,
                                   max_total_mb=s.max_total_mb),
         outbox=OutboxOptions(max_messages=config.outbox.max_events, max_age_days=config.outbox.max_age_days),
+        store=StoreOptions(enabled=config.store.enabled, max_age_days=config.store.max_age_days),
         streams=[stream.id for stream in config.enabled_streams],
         forget_unlisted=True,
     )
