@@ -1,0 +1,104 @@
+"""The sightings store: rebuilt from the JSONL log equal to the live one, damaged files, age bound."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from birdstream.errors import PublishError
+from birdstream.publish.store import FILE_NAME, StoreOptions, StoreWriter, rebuild, rebuild_locked
+from birdstream.publish.store_query import Filter, StoreReader
+from tests.support.cli import birdstream_env
+from tests.web.conftest import sighting_events, write_jsonl
+
+
+def rows(state_dir: Path) -> list[tuple]:
+    db = sqlite3.connect(state_dir / FILE_NAME)
+    try:
+        return (db.execute("SELECT * FROM sightings ORDER BY id").fetchall()
+                + db.execute("SELECT * FROM events ORDER BY id, seq").fetchall())
+    finally:
+        db.close()
+
+
+def fill(state_dir: Path, events: list[dict]) -> None:
+    """What the daemon does: every event to the JSONL log and to the store."""
+    write_jsonl(state_dir, events)
+    writer = StoreWriter(state_dir, StoreOptions(max_age_days=None))
+    writer.start()
+    for event in events:
+        writer.submit(event)
+    assert writer.close(30)
+
+
+def test_the_store_rebuilt_from_the_log_equals_the_live_one(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    now = time.time()
+    events = [e for i in range(20) for e in sighting_events(now - 3600 + 30 * i, box=[0.1, 0.1, 0.2, 0.2] if i % 2
+                                                               else None)]
+    fill(state, events)
+    reader = StoreReader(state)
+    sid = reader.sightings(Filter(), 1)[0][0]["id"]
+    assert reader.review(sid, "relabel", "House Sparrow")["species"] == "House Sparrow"
+    reader.close()
+    live = rows(state)
+    assert len(live) == 20 + len(events)
+    with open(state / "sightings.jsonl", "a") as fh:
+        fh.write('{"half a line of a killed writer"\n{"id": "no other fields"}\n')
+    result = subprocess.run([sys.executable, "-m", "birdstream", "store", "rebuild", "-c", str(_config(tmp_path))],
+                            env=birdstream_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"{len(events)} event(s), 1 review(s)" in result.stdout
+    assert rows(state) == live
+
+
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"station: garden\nstate_dir: {tmp_path / 'state'}\nstreams: []\n")
+    return path
+
+
+def test_a_damaged_or_missing_store_is_rebuilt_at_start(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    state = tmp_path / "state"
+    fill(state, sighting_events(time.time() - 60))
+    live = rows(state)
+    (state / FILE_NAME).write_bytes(b"this is not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{state / FILE_NAME}{suffix}").unlink(missing_ok=True)
+    writer = StoreWriter(state, StoreOptions())
+    writer.close(5)
+    assert rows(state) == live and (state / (FILE_NAME + ".damaged")).exists()
+    assert any("is damaged" in r.getMessage() and "rebuilding" in r.getMessage() for r in caplog.records)
+    (state / FILE_NAME).unlink()
+    StoreWriter(state, StoreOptions()).close(5)
+    assert rows(state) == live
+
+
+def test_sightings_older_than_max_age_leave_the_store(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    now = time.time()
+    old, new = sighting_events(now - 10 * 86400), sighting_events(now - 3600)
+    fill(state, old + new)
+    writer = StoreWriter(state, StoreOptions(max_age_days=7))
+    writer.start()
+    assert writer.close(5)
+    assert {r[0] for r in rows(state) if len(r) > 3} == {new[0]["id"]}
+
+
+def test_a_rebuild_is_refused_while_a_daemon_holds_the_store(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    writer = StoreWriter(state, StoreOptions())
+    try:
+        with pytest.raises(PublishError, match="in use by a running daemon"):
+            rebuild_locked(state)
+    finally:
+        writer.close(5)
+    assert rebuild(state) == (0, 0)
+    with pytest.raises(PublishError, match="no such folder"):
+        rebuild_locked(tmp_path / "nope")
