@@ -36,8 +36,8 @@ def _hhmm(text: str | None) -> str:
 _ENV.filters["hhmm"] = _hhmm
 
 
-def _render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    return HTMLResponse(_ENV.get_template(name).render(**context), status_code=status_code,
+def _render(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    return HTMLResponse(_ENV.get_template(template).render(**context), status_code=status_code,
                         headers={"Cache-Control": "no-store"})
 
 
