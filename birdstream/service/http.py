@@ -129,9 +129,10 @@ class HttpEndpoint:
         self.host = host
         self.port = int(self._sock.getsockname()[1])
         self._site = site
+        # uvicorn counts the asking connection itself against limit_concurrency, hence the + 1.
         config = uvicorn.Config(
             build_app(health, site, max_body_bytes), lifespan="off", log_config=None, access_log=False,
-            http=_Protocol, ws="none", limit_concurrency=max_connections, timeout_keep_alive=5,
+            http=_Protocol, ws="none", limit_concurrency=max_connections + 1, timeout_keep_alive=5,
             timeout_graceful_shutdown=2, server_header=False,
         )
         self._server = uvicorn.Server(config)
