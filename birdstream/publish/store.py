@@ -47,9 +47,10 @@ CREATE TABLE IF NOT EXISTS sightings (
     media_start_s REAL, media_end_s REAL, last_seq INTEGER NOT NULL,
     review TEXT, reviewed_at REAL
 );
-CREATE INDEX IF NOT EXISTS sightings_started ON sightings (started, id);
 CREATE INDEX IF NOT EXISTS sightings_stream ON sightings (stream, started);
-CREATE INDEX IF NOT EXISTS sightings_species ON sightings (species, started);
+-- covering indexes: a day's grid and the per-species counts are read from the index alone
+CREATE INDEX IF NOT EXISTS sightings_species ON sightings (species, started, review);
+CREATE INDEX IF NOT EXISTS sightings_started ON sightings (started, id, species, review);
 CREATE TABLE IF NOT EXISTS events (
     id TEXT NOT NULL, seq INTEGER NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (id, seq)
 ) WITHOUT ROWID;
@@ -78,6 +79,7 @@ class StoreOptions:
     enabled: bool = True
     max_age_days: float | None = 365.0  # sightings that started longer ago are deleted; None keeps all
     batch: int = 500  # events per transaction at most
+    linger_s: float = 0.2  # how long the writer waits to fill a batch (the page's live updates lag this much)
     queue_size: int = 10_000
 
 
@@ -312,9 +314,11 @@ class StoreWriter:
     def _run(self) -> None:
         while True:
             batch = [self._queue.get()]
-            while len(batch) < self.options.batch:
+            # Wait a moment for more: a few larger transactions cost the other sinks less than many.
+            until = time.monotonic() + self.options.linger_s
+            while len(batch) < self.options.batch and batch[-1] is not _STOP:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(self._queue.get(timeout=max(0.0, until - time.monotonic())))
                 except queue.Empty:
                     break
             stop = any(item is _STOP for item in batch)

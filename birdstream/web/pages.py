@@ -64,7 +64,7 @@ def index(site: Site, request: Request) -> Response:
     if site.reader is not None:
         cards, _ = site.reader.sightings(Filter(since=since, until=until), CARDS_PER_DAY)
         grid = site.reader.hour_grid(since, until, _local_offset())
-        counts = site.reader.species(since, until)
+        counts = [{"species": name, "count": sum(row)} for name, row in grid.items()]  # the grid's row sums
     peak = max((n for row in grid.values() for n in row), default=0)
     return _render(
         "index.html", station=site.station, day=day, today=today, live=day == today,
