@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -59,7 +60,12 @@ def test_the_daemon_serves_its_sightings_reviews_and_snapshots(tmp_path: Path, p
             assert json.loads(retained[topic]) == {"id": sid, "verdict": "false", "species": "Scarlet Tanager",
                                                    "label": "Scarlet Tanager", "station": "test"}
             assert get_json(base + "/healthz")[0] in (200, 503) and "birdstream_" in http(base + "/metrics")[2].decode()
-            assert daemon.terminate() == 0
+            # An open live page (its event stream) does not hold up the daemon's stop.
+            page = socket.create_connection(("127.0.0.1", port), timeout=20)
+            page.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b"text/event-stream" in page.recv(4096)
+            assert daemon.terminate(timeout=30) == 0
+            page.close()
         live = store_rows(daemon.state_dir)
         # The review survives a restart; a store lost between runs comes back from the log, review included.
         (daemon.state_dir / "sightings.sqlite3").unlink()
