@@ -54,17 +54,25 @@ def snapshot_url(snapshot: str | None) -> str | None:
     return "/" + quote(snapshot)
 
 
-def _as_s(row: sqlite3.Row) -> dict[str, Any]:
+def _as_s(row: sqlite3.Row, state_dir: Path | None = None) -> dict[str, Any]:
     """INTERFACE.md section 6's ``S``, plus ``label`` (the model's species) and ``updated_at``."""
     return {
         "id": row["id"], "station": row["station"], "stream": row["stream"], "species": row["species"],
         "score": row["score"], "started_at": rfc3339(row["started"]),
         "ended_at": rfc3339(row["ended"]) if row["ended"] is not None else None,
         "updated_at": rfc3339(row["updated"]), "frames": row["frames"],
-        "box": json.loads(row["box"]) if row["box"] else None, "snapshot_url": snapshot_url(row["snapshot"]),
+        "box": json.loads(row["box"]) if row["box"] else None, "snapshot_url": _live_url(row["snapshot"], state_dir),
         "model": row["model"], "media_start_s": row["media_start_s"], "media_end_s": row["media_end_s"],
         "review": row["review"], "label": row["label"], "top": json.loads(row["top"]),
     }
+
+
+def _live_url(snapshot: str | None, state_dir: Path | None) -> str | None:
+    """The snapshot's URL while its file exists (snapshots are pruned sooner than the store)."""
+    url = snapshot_url(snapshot)
+    if url is None or state_dir is None or (state_dir / str(snapshot)).is_file():
+        return url
+    return None
 
 
 class StoreReader:
@@ -113,14 +121,14 @@ class StoreReader:
         more = len(rows) > limit
         rows = rows[:limit]
         cursor = make_cursor(rows[-1]["started"], rows[-1]["id"]) if more and rows else None
-        return [_as_s(r) for r in rows], cursor
+        return [_as_s(r, self.state_dir) for r in rows], cursor
 
     def sighting(self, sighting_id: str, events: bool = True) -> dict[str, Any] | None:
         db = self._db()
         row = db.execute(f"SELECT {_COLUMNS} FROM sightings WHERE id = ?", (sighting_id,)).fetchone()
         if row is None:
             return None
-        s = _as_s(row)
+        s = _as_s(row, self.state_dir)
         if events:
             s["events"] = [json.loads(r[0]) for r in
                            db.execute("SELECT payload FROM events WHERE id = ? ORDER BY seq", (sighting_id,))]
@@ -163,7 +171,7 @@ class StoreReader:
         rows = self._db().execute(
             f"SELECT {_COLUMNS} FROM sightings WHERE species = ? AND snapshot IS NOT NULL "
             "AND review IS NOT 'false' ORDER BY score DESC LIMIT ?", (species, limit)).fetchall()
-        return [_as_s(r) for r in rows]
+        return [_as_s(r, self.state_dir) for r in rows]
 
     def review(self, sighting_id: str, verdict: str, species: str | None) -> dict[str, Any] | None:
         """Store a review (None for an unknown id) and return the sighting as it stands now."""

@@ -102,3 +102,17 @@ def test_a_rebuild_is_refused_while_a_daemon_holds_the_store(tmp_path: Path) -> 
     assert rebuild(state) == (0, 0)
     with pytest.raises(PublishError, match="no such folder"):
         rebuild_locked(tmp_path / "nope")
+
+
+def test_events_a_killed_run_logged_but_did_not_store_are_caught_up_at_start(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    now = time.time()
+    stored, lost = sighting_events(now - 600), sighting_events(now - 300, n_updates=2)
+    fill(state, stored + lost[:2])
+    write_jsonl(state, lost[2:])  # in the log, not in the store: the run was killed between the two
+    writer = StoreWriter(state, StoreOptions())
+    writer.start()
+    assert writer.close(5)
+    s = StoreReader(state).sighting(lost[0]["id"])
+    assert s is not None and s["ended_at"] is not None and s["events"] == lost
+    assert len(rows(state)) == 2 + len(stored) + len(lost)
