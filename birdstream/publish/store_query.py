@@ -134,9 +134,10 @@ class StoreReader:
                            db.execute("SELECT payload FROM events WHERE id = ? ORDER BY seq", (sighting_id,))]
         return s
 
-    def species(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
-        """Per species: sightings not reviewed false, first and last seen; most sighted first."""
-        where, args = self._where(Filter(since=since, until=until, include_false=False))
+    def species(self, since: float | None = None, until: float | None = None, name: str | None = None
+                ) -> list[dict[str, Any]]:
+        """Per species (or the one ``name``): sightings not reviewed false, first and last seen; most first."""
+        where, args = self._where(Filter(species=name, since=since, until=until, include_false=False))
         rows = self._db().execute(
             f"SELECT species, COUNT(*), MIN(started), MAX(started) FROM sightings{where} "
             "GROUP BY species ORDER BY COUNT(*) DESC, species", args).fetchall()

@@ -80,7 +80,7 @@ def species_page(site: Site, request: Request) -> Response:
     name = request.path_params["name"]
     if site.reader is None:
         return error(503, "the sightings store is off (store.enabled: false)")
-    summary = next((s for s in site.reader.species() if s["species"] == name), None)
+    summary = next(iter(site.reader.species(name=name)), None)
     if summary is None:
         return _render("species.html", station=site.station, name=name, summary=None, days=[], peak=0, best=[],
                        status_code=404)

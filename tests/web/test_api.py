@@ -170,3 +170,16 @@ def test_off_loopback_reviews_are_refused_unless_logged_in(tmp_path: Path) -> No
         assert http(url, {"verdict": "false"}, {"Authorization": f"Basic {right}"})[0] == 200
     finally:
         server.close()
+
+
+def test_pages_escape_names_and_check_their_parameters(served: Served) -> None:
+    served.add(sighting_events(DAY0, species="Indian Roller"))
+    status, _, body = http(served.base + "/species/%3Cscript%3Ealert(1)")
+    assert status == 404 and b"<script>alert" not in body and b"&lt;script&gt;" in body
+    status, headers, body = http(served.base + "/species/Indian%20Roller")
+    assert status == 200 and headers["content-type"].startswith("text/html") and b"Indian Roller" in body
+    assert http(served.base + "/?date=2026-05-28")[0] == 200
+    for query in ("date=yesterday", "date=2026-02-30", "date=9999-01-01", "page=2"):
+        status, _, body = http(f"{served.base}/?{query}")
+        assert status == 400 and query.split("=")[0] in json.loads(body)["error"], query
+    assert http(served.base + "/static/../pages.py")[0] == 404 and http(served.base + "/static/nope.js")[0] == 404
