@@ -189,14 +189,9 @@ class StoreWriter:
         self.state_dir = Path(state_dir)
         self.options = options
         self._lock_fh = _lock(self.state_dir)
-        try:
-            self.path = open_or_rebuild(self.state_dir)
-            self._db = connect(self.path)
-            self._db.executescript(SCHEMA)
-            self._catch_up()
-        except BaseException:
-            self._lock_fh.close()
-            raise
+        self.path = self.state_dir / FILE_NAME
+        self._db: sqlite3.Connection | None = None
+        self.ready = threading.Event()  # set once the store is open (a rebuild can take a while)
         self._clock = clock
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=options.queue_size)
         self._thread = threading.Thread(target=self._run, name="publish:store", daemon=True)
@@ -204,6 +199,23 @@ class StoreWriter:
         self._lock = threading.Lock()
         self._failing = False
         self._last_prune = 0.0
+
+    def _open(self) -> bool:
+        """Open (rebuilding first when needed) on the writer thread: a long rebuild never delays the daemon."""
+        try:
+            self.path = open_or_rebuild(self.state_dir)
+            self._db = connect(self.path)
+            self._db.executescript(SCHEMA)
+            self._catch_up()
+        except (sqlite3.Error, OSError) as err:
+            metrics.SINK_ERRORS.labels(sink="store").inc()
+            log.error("sightings store %s cannot be opened (%s); the page shows no sightings until a restart",
+                      self.path, err)
+            return False
+        finally:
+            self.ready.set()
+        self.prune()
+        return True
 
     def _catch_up(self) -> None:
         """Apply the log's tail again: events a killed run logged but had not committed here yet.
@@ -229,6 +241,7 @@ class StoreWriter:
             except (ValueError, KeyError, TypeError):
                 continue
             payloads.append(obj)
+        assert self._db is not None
         with self._db:
             write_events(self._db, payloads)
 
@@ -242,7 +255,6 @@ class StoreWriter:
                 self._listeners.remove(listener)
 
     def start(self) -> None:
-        self.prune()
         self._thread.start()
 
     def submit(self, payload: dict[str, Any]) -> bool:
@@ -256,6 +268,7 @@ class StoreWriter:
             return False
 
     def _run(self) -> None:
+        opened = self._open()
         while True:
             batch = [self._queue.get()]
             # Wait a moment for more: a few larger transactions cost the other sinks less than many.
@@ -268,9 +281,9 @@ class StoreWriter:
             stop = any(item is _STOP for item in batch)
             payloads = [item for item in batch if item is not _STOP]
             try:
-                if payloads:
+                if payloads and opened:
                     self._write(payloads)
-                if self._clock() - self._last_prune > _PRUNE_EVERY_S:
+                if opened and self._clock() - self._last_prune > _PRUNE_EVERY_S:
                     self.prune()
             finally:
                 for _ in batch:
@@ -279,6 +292,7 @@ class StoreWriter:
                 return
 
     def _write(self, payloads: list[dict[str, Any]]) -> None:
+        assert self._db is not None
         try:
             with self._db:
                 write_events(self._db, payloads)
@@ -303,7 +317,7 @@ class StoreWriter:
     def prune(self) -> int:
         """Delete sightings (and their events) that started more than max_age_days ago."""
         self._last_prune = self._clock()
-        if self.options.max_age_days is None:
+        if self.options.max_age_days is None or self._db is None:
             return 0
         cutoff = self._clock() - self.options.max_age_days * 86400
         try:
@@ -330,6 +344,7 @@ class StoreWriter:
             self._thread.join(timeout)
         if self._thread.is_alive():
             return False
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
         self._lock_fh.close()
         return True

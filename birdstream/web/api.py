@@ -119,7 +119,10 @@ async def events(site: Site, request: Request) -> Response:
     inbox: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue(SSE_QUEUE)
 
     def deliver(batch: list[dict[str, Any]]) -> None:
-        loop.call_soon_threadsafe(_offer, inbox, batch)
+        try:
+            loop.call_soon_threadsafe(_offer, inbox, batch)
+        except RuntimeError:  # the server's loop has ended: this page is gone
+            site.writer.remove_listener(deliver)
 
     site.writer.add_listener(deliver)
     return StreamingResponse(_stream(site, request, inbox, deliver), media_type="text/event-stream",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import logging
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +14,8 @@ from starlette.routing import Route
 
 from birdstream.web import api, pages
 from birdstream.web.site import BadRequest, Site
+
+log = logging.getLogger(__name__)
 
 
 def _bind(handler: Callable[..., Any], site: Site) -> Callable[[Request], Any]:
@@ -46,4 +50,10 @@ async def bad_request(request: Request, exc: Exception) -> Response:
     return api.error(400, str(exc))
 
 
-EXCEPTION_HANDLERS = {BadRequest: bad_request}
+async def store_unreadable(request: Request, exc: Exception) -> Response:
+    """The store is being rebuilt, or its disk failed: the page says so; the daemon goes on."""
+    log.warning("sightings store not readable for %s (%s)", request.url.path[:200], exc)
+    return api.error(503, f"the sightings store cannot be read now ({exc}); try again shortly")
+
+
+EXCEPTION_HANDLERS = {BadRequest: bad_request, sqlite3.Error: store_unreadable}

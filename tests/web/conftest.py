@@ -75,6 +75,7 @@ class Served:
         self.state_dir = state_dir
         self.writer = StoreWriter(state_dir, StoreOptions(max_age_days=None))
         self.writer.start()
+        assert self.writer.ready.wait(30)
         self.reviews: list[tuple[str, str, dict]] = []
         self.site = Site(state_dir=state_dir, station="garden", reader=StoreReader(state_dir), writer=self.writer,
                          species_names=SPECIES, policy=policy,

@@ -183,3 +183,22 @@ def test_pages_escape_names_and_check_their_parameters(served: Served) -> None:
         status, _, body = http(f"{served.base}/?{query}")
         assert status == 400 and query.split("=")[0] in json.loads(body)["error"], query
     assert http(served.base + "/static/../pages.py")[0] == 404 and http(served.base + "/static/nope.js")[0] == 404
+
+
+def test_a_store_that_cannot_be_read_is_a_503_not_a_traceback(tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    from birdstream.publish.store_query import StoreReader
+    from birdstream.service.http import HttpEndpoint
+    from birdstream.service.sdnotify import Notifier
+    from birdstream.service.supervisor import Supervisor
+    from birdstream.web import Site
+
+    state = tmp_path / "state"  # no store yet: the writer is still rebuilding it
+    state.mkdir()
+    site = Site(state_dir=state, station="garden", reader=StoreReader(state))
+    supervisor = Supervisor(health_file=None, notifier=Notifier(None))
+    with HttpEndpoint("127.0.0.1", 0, supervisor.snapshot, site=site).start() as endpoint:
+        for path in ("/api/sightings", "/", "/api/species"):
+            status, _, body = http(f"http://127.0.0.1:{endpoint.port}{path}")
+            assert status == 503 and "sightings store cannot be read" in json.loads(body)["error"], path
+    assert not [r for r in caplog.records if r.exc_info]

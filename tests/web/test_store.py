@@ -71,11 +71,14 @@ def test_a_damaged_or_missing_store_is_rebuilt_at_start(tmp_path: Path, caplog: 
     for suffix in ("-wal", "-shm"):
         Path(f"{state / FILE_NAME}{suffix}").unlink(missing_ok=True)
     writer = StoreWriter(state, StoreOptions())
+    writer.start()
     writer.close(5)
     assert rows(state) == live and (state / (FILE_NAME + ".damaged")).exists()
     assert any("is damaged" in r.getMessage() and "rebuilding" in r.getMessage() for r in caplog.records)
     (state / FILE_NAME).unlink()
-    StoreWriter(state, StoreOptions()).close(5)
+    writer = StoreWriter(state, StoreOptions())
+    writer.start()
+    writer.close(5)
     assert rows(state) == live
 
 
