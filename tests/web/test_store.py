@@ -119,3 +119,30 @@ def test_events_a_killed_run_logged_but_did_not_store_are_caught_up_at_start(tmp
     s = StoreReader(state).sighting(lost[0]["id"])
     assert s is not None and s["ended_at"] is not None and s["events"] == lost
     assert len(rows(state)) == 2 + len(stored) + len(lost)
+
+
+def test_a_stalled_store_never_holds_up_the_log(tmp_path: Path) -> None:
+    from birdstream.messages import SightingEvent
+    from birdstream.publish import Publisher, SnapshotOptions
+    from tests.support.daemon import read_jsonl, wait_until
+
+    state = tmp_path / "state"
+    publisher = Publisher(station="garden", state_dir=state, mqtt=None, snapshots=SnapshotOptions(enabled=False),
+                          store=StoreOptions())
+    publisher.start()
+    try:
+        assert publisher.store is not None and publisher.store.ready.wait(30)
+        blocker = sqlite3.connect(state / FILE_NAME, timeout=1)
+        blocker.execute("BEGIN EXCLUSIVE")  # another process holds the store: its writer must wait
+        now = time.time()
+        for i in range(5):
+            publisher.publish(SightingEvent(id=f"s{i}", seq=0, event="start", station="garden", stream="cam",
+                                            species="Indian Roller", score=0.9, top=(("Indian Roller", 0.9),),
+                                            started_at=now, updated_at=now, ended_at=None, frames=2, model="m@0"))
+        wait_until(lambda: len(read_jsonl(state / "sightings.jsonl")) == 5, 5, "the log written while the store waits")
+        assert blocker.execute("SELECT COUNT(*) FROM sightings").fetchone()[0] == 0
+        blocker.rollback()
+        blocker.close()
+        wait_until(lambda: len(rows(state)) == 10, 30, "the store catching up once free")
+    finally:
+        publisher.close(5)
