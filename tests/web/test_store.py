@@ -146,3 +146,18 @@ def test_a_stalled_store_never_holds_up_the_log(tmp_path: Path) -> None:
         wait_until(lambda: len(rows(state)) == 10, 30, "the store catching up once free")
     finally:
         publisher.close(5)
+
+
+def test_a_rebuild_reads_the_rotated_logs_too(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    now = time.time()
+    events = sighting_events(now - 900, n_updates=4) + sighting_events(now - 600)
+    fill(state, events)
+    live = rows(state)
+    lines = (state / "sightings.jsonl").read_text().splitlines(keepends=True)
+    # As JsonlLog rotates: .2 is the oldest, .1 newer, sightings.jsonl the newest.
+    (state / "sightings.jsonl.2").write_text("".join(lines[:3]))
+    (state / "sightings.jsonl.1").write_text("".join(lines[3:6]))
+    (state / "sightings.jsonl").write_text("".join(lines[6:]))
+    assert rebuild(state) == (len(events), 0)
+    assert rows(state) == live
