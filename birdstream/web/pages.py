@@ -13,7 +13,7 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 
 from birdstream.publish.store_query import Filter
 from birdstream.web.api import error
-from birdstream.web.site import Site, check_params, day_bounds, day_param
+from birdstream.web.site import Site, check_params, cursor_param, day_bounds, day_param
 
 _ENV = Environment(loader=PackageLoader("birdstream.web", "templates"), autoescape=select_autoescape(["html"]),
                    trim_blocks=True, lstrip_blocks=True)
@@ -54,22 +54,24 @@ def _stream_cards(site: Site) -> list[dict[str, Any]]:
 
 def index(site: Site, request: Request) -> Response:
     params = request.query_params
-    check_params(params, ("date",))
+    check_params(params, ("date", "before"))
     today = date.today()
     day = day_param(params, today)
+    before = cursor_param(params)
     since, until = day_bounds(day)
     cards: list[dict[str, Any]] = []
+    more: str | None = None
     grid: dict[str, list[int]] = {}
     counts: list[dict[str, Any]] = []
     if site.reader is not None:
-        cards, _ = site.reader.sightings(Filter(since=since, until=until), CARDS_PER_DAY)
+        cards, more = site.reader.sightings(Filter(since=since, until=until), CARDS_PER_DAY, before)
         grid = site.reader.hour_grid(since, until, _local_offset())
         counts = [{"species": name, "count": sum(row)} for name, row in grid.items()]  # the grid's row sums
     peak = max((n for row in grid.values() for n in row), default=0)
     return _render(
         "index.html", station=site.station, day=day, today=today, live=day == today,
         prev_day=day - timedelta(days=1), next_day=day + timedelta(days=1) if day < today else None,
-        cards=cards, grid=grid, peak=peak, counts=counts, streams=_stream_cards(site),
+        cards=cards, more=more, grid=grid, peak=peak, counts=counts, streams=_stream_cards(site),
         can_review=site.policy.may_offer and site.reader is not None, species_names=site.species_names,
         store_on=site.reader is not None,
     )

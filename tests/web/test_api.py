@@ -6,6 +6,7 @@ import base64
 import json
 import socket
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,18 @@ def test_a_store_that_cannot_be_read_is_a_503_not_a_traceback(tmp_path: Path,
             status, _, body = http(f"http://127.0.0.1:{endpoint.port}{path}")
             assert status == 503 and "sightings store cannot be read" in json.loads(body)["error"], path
     assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_a_busy_day_pages_its_cards(served: Served) -> None:
+    import re
+
+    now = time.time()
+    start = max(now - 7000, datetime.now().replace(hour=0, minute=0, second=0).timestamp() + 1)
+    served.add([e for i in range(130) for e in sighting_events(start + i * (now - 60 - start) / 130, n_updates=0)])
+    status, _, body = http(served.base + "/")
+    page = body.decode()
+    assert status == 200 and page.count('<article class="card') == 120 and ">130 sightings<" in page.replace(
+        '<span class="muted">', ">")
+    link = re.search(r'href="(/\?date=[^"]+)"[^>]*>older sightings', page).group(1).replace("&amp;", "&")
+    status, _, body = http(served.base + link)
+    assert status == 200 and body.decode().count('<article class="card') == 10
