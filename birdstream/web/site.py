@@ -36,6 +36,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def host_name(header: str) -> str:
+    """The name in a Host header: ``[::1]:9108`` -> ``::1``, ``localhost:9108`` -> ``localhost``."""
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0]
+
+
 @dataclass(frozen=True)
 class ReviewPolicy:
     """Loopback without login; off loopback read-only unless basic auth is configured (section 6)."""
@@ -47,8 +54,10 @@ class ReviewPolicy:
     def check(self, headers: Mapping[str, str]) -> tuple[int, str] | None:
         """None when the request may review, else (401 or 403, message)."""
         if self.username is None or self.password is None:
-            return None if self.loopback else (403, "reviews are off: this page is read-only off loopback "
-                                                    "(set http.auth to allow them)")
+            if not self.loopback:
+                return 403, "reviews are off: this page is read-only off loopback (set http.auth to allow them)"
+            # A page of another site whose name was rebound to 127.0.0.1 (DNS rebinding) must not review.
+            return None if is_loopback(host_name(headers.get("host", ""))) else (403, "reviews are refused for a page not opened as localhost")
         given = headers.get("authorization", "")
         if not given.lower().startswith("basic "):
             return 401, "reviews need a login"

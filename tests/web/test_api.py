@@ -218,3 +218,13 @@ def test_a_busy_day_pages_its_cards(served: Served) -> None:
     link = re.search(r'href="(/\?date=[^"]+)"[^>]*>older sightings', page).group(1).replace("&amp;", "&")
     status, _, body = http(served.base + link)
     assert status == 200 and body.decode().count('<article class="card') == 10
+
+
+def test_on_loopback_a_review_under_another_host_name_is_refused(served: Served) -> None:
+    events = sighting_events(DAY0)
+    served.add(events)
+    url = f"{served.base}/api/sightings/{events[0]['id']}/review"
+    status, _, body = http(url, {"verdict": "false"}, {"Host": "evil.example:9108"})  # DNS rebinding
+    assert status == 403 and "localhost" in json.loads(body)["error"] and not served.reviews
+    for host in ("localhost:9108", "127.0.0.1", "[::1]:9108"):
+        assert http(url, {"verdict": "correct"}, {"Host": host})[0] == 200, host
