@@ -147,8 +147,8 @@ class HttpEndpoint:
     def start(self) -> HttpEndpoint:
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # its start/stop chatter
         self._thread.start()
-        log.info("serving %son http://%s:%d", "the station's page, " if self._site is not None else "",
-                 self.host, self.port)
+        log.info("serving %s/healthz and /metrics on http://%s:%d",
+                 "the station's page, its API, " if self._site is not None else "", self.host, self.port)
         return self
 
     def close(self) -> None:
