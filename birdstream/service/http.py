@@ -72,18 +72,19 @@ class _BodyLimit:
                 raise _TooLarge()
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await _too_large(self.limit)(scope, receive, send)
+        await self.app(scope, limited, send)  # the app's handler for _TooLarge answers 413
 
 
 class _TooLarge(Exception):
-    pass
+    """Raised into the app while it reads a body (chunked, no Content-Length) that grows over the cap."""
 
 
 def _too_large(limit: int) -> Response:
     return JSONResponse({"error": f"request body over {limit} bytes"}, status_code=413)
+
+
+async def _too_large_handler(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": "request body too large"}, status_code=413)
 
 
 def _service_routes(health: Callable[[], HealthSnapshot]) -> list[Route]:
@@ -111,7 +112,7 @@ async def _not_allowed(request: Request, exc: Exception) -> Response:
 def build_app(health: Callable[[], HealthSnapshot], site: Any = None, max_body_bytes: int = 65_536) -> Any:
     """The ASGI app: service routes, plus the page and API when a web ``Site`` is given."""
     routes = _service_routes(health)
-    handlers: dict[Any, Any] = {404: _not_found, 405: _not_allowed}
+    handlers: dict[Any, Any] = {404: _not_found, 405: _not_allowed, _TooLarge: _too_large_handler}
     if site is not None:
         from birdstream.web import app as web
 

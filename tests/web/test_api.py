@@ -117,12 +117,22 @@ def test_snapshots_are_served_and_paths_cannot_leave_the_folder(served: Served) 
         assert 400 <= status < 500 and b"not for you" not in body, trick
 
 
-def test_big_bodies_are_refused(served: Served) -> None:
+def test_big_bodies_are_refused(served: Served, caplog: pytest.LogCaptureFixture) -> None:
     events = sighting_events(DAY0)
     served.add(events)
     status, _, body = http(f"{served.base}/api/sightings/{events[0]['id']}/review",
                            b'{"verdict": "false", "pad": "' + b"x" * 100_000 + b'"}')
     assert status == 413 and get_json(f"{served.base}/api/sightings/{events[0]['id']}")[1]["review"] is None
+    # Chunked, so no Content-Length to refuse up front: cut off while it is read, still a 413.
+    sock = socket.create_connection(("127.0.0.1", served.endpoint.port), timeout=20)
+    sock.sendall(f"POST /api/sightings/{events[0]['id']}/review HTTP/1.1\r\nHost: localhost\r\n"
+                 "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+    for _ in range(10):
+        sock.sendall(b"2710\r\n" + b"x" * 10_000 + b"\r\n")
+    sock.sendall(b"0\r\n\r\n")
+    assert sock.recv(4096).startswith(b"HTTP/1.1 413")
+    sock.close()
+    assert not [r for r in caplog.records if r.exc_info]
 
 
 def test_events_stream_new_sightings_as_they_are_stored(served: Served) -> None:
