@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, default=3, metavar="N", help="timed forward passes per batch size")
     p.add_argument("--size", type=int, default=384, metavar="PX", help="input size in pixels (default 384)")
 
+    p = sub.add_parser("store", help="the sightings store behind the station's page: rebuild it from sightings.jsonl")
+    _config_option(p)
+    p.add_argument("action", choices=("rebuild",), help="rebuild: build state_dir/sightings.sqlite3 afresh "
+                   "from sightings.jsonl and reviews.jsonl (stop the daemon first)")
+
     p = sub.add_parser("health", help="exit 0 if the running daemon is healthy (Docker HEALTHCHECK)")
     _config_option(p)
     p.add_argument("--file", type=Path, help="health status file (default: the config's service.health_file)")
@@ -282,6 +287,15 @@ def cmd_health(args: argparse.Namespace) -> int:
     return EXIT_OK if verdict.healthy else EXIT_FAILURE
 
 
+def cmd_store(args: argparse.Namespace) -> int:
+    config = _load(args, require_streams=False)
+    from birdstream.publish.store import rebuild_locked
+
+    events, reviews = rebuild_locked(Path(config.state_dir))
+    sys.stdout.write(f"sightings store rebuilt in {config.state_dir}: {events} event(s), {reviews} review(s)\n")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], dict[type[BaseException], int]]] = {
     "run": (cmd_run, {ConfigError: EXIT_USAGE, CheckpointError: EXIT_USAGE}),
     "check-config": (cmd_check_config, {ConfigError: EXIT_USAGE, CheckpointError: EXIT_USAGE}),
@@ -289,6 +303,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], dict[type[BaseExc
     "fetch-model": (cmd_fetch_model, {}),
     "bench": (cmd_bench, {ConfigError: EXIT_USAGE}),
     "health": (cmd_health, {}),
+    "store": (cmd_store, {ConfigError: EXIT_USAGE}),
 }
 
 

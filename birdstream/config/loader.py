@@ -308,8 +308,12 @@ def _with_secrets(config: Config, source: str, lines: Mapping[Loc, int]) -> Conf
             stream = stream.model_copy(update={"url": _inject_password(stream.url, secret, where(loc)),
                                                "password": SecretStr(secret)})
         streams.append(stream)
+    http = config.http
+    if http.auth is not None:
+        secret = _read_secret(http.auth.password_file, where(("http", "auth", "password_file")))
+        http = http.model_copy(update={"auth": http.auth.model_copy(update={"password": SecretStr(secret)})})
     # model_copy skips validation: the values set here were validated above or are secrets.
-    return config.model_copy(update={"mqtt": mqtt, "streams": tuple(streams)})
+    return config.model_copy(update={"mqtt": mqtt, "streams": tuple(streams), "http": http})
 
 
 def _inject_password(url: str, secret: str, where: str) -> str:

@@ -275,13 +275,34 @@ class SnapshotsConfig(Section):
     """The oldest snapshots are deleted when all of them together exceed this many MiB."""
 
 
+class HttpAuthConfig(Section):
+    username: Annotated[str, Field(min_length=1, pattern=r"^[^:]+$")]
+    """User name for HTTP basic auth (needed to review off loopback)."""
+    password_file: ConfigPath
+    """File holding the password (never logged)."""
+    password: SkipJsonSchema[SecretStr | None] = Field(default=None, exclude=True)
+
+
 class HttpConfig(Section):
     enabled: bool = False
-    """Serve /healthz and Prometheus /metrics over HTTP."""
+    """Serve the station's page and API, /healthz and Prometheus /metrics over HTTP."""
     host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
-    """Address to listen on; 0.0.0.0 exposes it to the network (no authentication)."""
+    """Address to listen on; off loopback (e.g. 0.0.0.0) the page is read-only unless http.auth is set."""
     port: Annotated[int, Field(ge=1, le=65535)] = 9108
     """TCP port to listen on."""
+    auth: HttpAuthConfig | None = None
+    """Basic auth that allows reviews off loopback: {username, password_file}; null = read-only off loopback."""
+    max_connections: Annotated[int, Field(ge=1, le=10_000)] = 64
+    """Concurrent connections at most; beyond it requests get 503 (live pages hold one each)."""
+    max_body_bytes: Annotated[int, Field(ge=1024, le=10_485_760)] = 65_536
+    """Largest request body accepted (413 beyond)."""
+
+
+class StoreConfig(Section):
+    enabled: bool = True
+    """Keep every sighting in state_dir/sightings.sqlite3, the source of the station's page and API."""
+    max_age_days: Annotated[float, Field(gt=0)] | None = 365
+    """Sightings that started longer ago are deleted from the store (sightings.jsonl keeps them); null keeps all."""
 
 
 class ServiceConfig(Section):
@@ -317,6 +338,7 @@ class Config(Section):
     snapshots: SnapshotsConfig = SnapshotsConfig()
     """JPEG snapshots of sightings."""
     http: HttpConfig = HttpConfig()
+    store: StoreConfig = StoreConfig()
     """Optional health/metrics HTTP endpoint."""
     service: ServiceConfig = ServiceConfig()
     """Daemon behaviour: shutdown, watchdog, health file."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable
@@ -22,9 +23,10 @@ from birdstream.publish.jsonl import JsonlLog
 from birdstream.publish.mqtt import MqttSink
 from birdstream.publish.options import JsonlOptions, MqttOptions, OutboxOptions, SnapshotOptions
 from birdstream.publish.outbox import OutMessage, Outbox
-from birdstream.publish.payload import Topics, event_bytes, status_bytes
+from birdstream.publish.payload import Topics, encode, event_bytes, status_bytes
 from birdstream.publish.sinks import SinkThread
 from birdstream.publish.snapshots import SnapshotStore
+from birdstream.publish.store import StoreOptions, StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class Publisher:
         jsonl: JsonlOptions,
         snapshots: SnapshotOptions,
         outbox: OutboxOptions,
+        store: StoreOptions | None = None,
         topic_prefix: str | None = None,
         streams: Iterable[str] = (),
         forget_unlisted: bool = False,
@@ -57,6 +60,8 @@ class Publisher:
         self.jsonl_options = jsonl
         self.snapshot_options = snapshots
         self.outbox_options = outbox
+        self.store_options = store if store is not None else StoreOptions(enabled=False)
+        self._store: StoreWriter | None = None
         prefix = topic_prefix if topic_prefix is not None else (mqtt.topic_prefix if mqtt else "birdstream")
         self.topics = Topics(prefix, station)
         self._streams = list(streams)
@@ -91,7 +96,7 @@ class Publisher:
             raise
         if self._snapshots is not None:
             self._snapshots.prune()
-        for sink in (self._jsonl_sink, self._snapshot_sink):
+        for sink in (self._jsonl_sink, self._snapshot_sink, self._store):
             if sink is not None:
                 sink.start()
         if self._mqtt is not None:
@@ -115,6 +120,8 @@ class Publisher:
         if self.snapshot_options.enabled:
             self._snapshots = SnapshotStore(self.state_dir, self.snapshot_options)
             self._snapshot_sink = SinkThread("snapshots", self._write_snapshot, self._queue_size)
+        if self.store_options.enabled:
+            self._store = self._open_store()
         if self.mqtt_options is not None:
             box = Outbox(self.state_dir / OUTBOX_FILE, self.outbox_options)
             try:
@@ -127,6 +134,27 @@ class Publisher:
                 raise
             if box:
                 log.info("outbox %s holds %d undelivered message(s); sending them first", box.path, len(box))
+
+    def _open_store(self) -> StoreWriter | None:
+        """The sightings store; one that cannot be opened costs the page, never the sightings."""
+        try:
+            return StoreWriter(self.state_dir, self.store_options)
+        except (OSError, sqlite3.Error, PublishError) as err:
+            log.error("sightings store in %s cannot be opened (%s); running without the page's data",
+                      self.state_dir, err)
+            return None
+
+    @property
+    def store(self) -> StoreWriter | None:
+        """The sightings store's writer (listeners for the page's live updates), None when off."""
+        return self._store
+
+    def publish_review(self, stream: str, sighting_id: str, review: dict) -> None:
+        """A review of a sighting, retained on ``P/S/C/review/<id>`` through the outbox."""
+        if not self._started or self._closed or self._mqtt is None:
+            return
+        topic = f"{self.topics.base}/{stream}/review/{sighting_id}"
+        self._mqtt.submit([OutMessage(topic, encode(review), True, f"review/{sighting_id}")])
 
     def _prepare_state_dir(self) -> None:
         probe = self.state_dir / ".write-test"
@@ -173,7 +201,7 @@ class Publisher:
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every event handed over so far is in the log and the outbox (not: delivered)."""
         deadline = time.monotonic() + timeout
-        for sink in (self._snapshot_sink, self._jsonl_sink):
+        for sink in (self._snapshot_sink, self._jsonl_sink, self._store):
             if sink is not None and not sink.wait_idle(deadline):
                 return False
         return self._mqtt.wait_stored(deadline) if self._mqtt is not None else True
@@ -253,6 +281,8 @@ class Publisher:
                 topic, key = retained["snapshot"]
                 msgs.append(OutMessage(topic, jpeg, True, key))
             self._mqtt.submit(msgs)
+        if self._store is not None:
+            self._store.submit(event.to_payload())
 
     def close(self, grace_s: float = 5.0) -> int:
         """Flush the log, drain the outbox up to grace_s, publish ``offline``, disconnect.
@@ -266,6 +296,8 @@ class Publisher:
             self._snapshot_sink.close(max(grace_s, 1.0))
         if self._jsonl_sink is not None and self._jsonl_sink.close(max(grace_s, 1.0)) and self._jsonl:
             self._jsonl.close()
+        if self._store is not None:
+            self._store.close(max(grace_s, 1.0))
         left = self._mqtt.close(grace_s) if self._mqtt is not None else 0
         return left
 

@@ -59,14 +59,36 @@ def _end_unfinished(config: Config, publisher) -> None:
         publisher.forget_stream(stream)  # its end is out; a stream no longer configured leaves no topics
 
 
-def _start_outputs(config: Config, sup: Supervisor):
-    """The HTTP endpoint (None when off) and the started publisher.
+def _web_site(config: Config, class_names: list[str]):
+    """The page's view of the daemon (its store and streams are connected once they run)."""
+    from birdstream.web import ReviewPolicy, Site
+    from birdstream.web.site import is_loopback
+
+    auth = config.http.auth
+    policy = ReviewPolicy(loopback=is_loopback(config.http.host), username=auth.username if auth else None,
+                          password=auth.password.get_secret_value() if auth and auth.password else None)
+    return Site(state_dir=Path(config.state_dir), station=config.station, reader=None,
+                species_names=tuple(class_names), policy=policy)
+
+
+def _connect_site(site, publisher) -> None:
+    from birdstream.publish.store_query import StoreReader
+
+    if publisher.store is not None:
+        site.writer = publisher.store
+        site.reader = StoreReader(site.state_dir)
+    site.publish_review = publisher.publish_review
+
+
+def _start_outputs(config: Config, sup: Supervisor, class_names: list[str]):
+    """The HTTP endpoint (None when off), the page's site (None when off) and the started publisher.
 
     The HTTP port first: a port in use is an error before any stream or sink is running.
     """
     from birdstream.station import wiring
 
-    http = start_http(config.http, sup.snapshot)
+    site = _web_site(config, class_names) if config.http.enabled else None
+    http = start_http(config.http, sup.snapshot, site)
     publisher = wiring.publisher(config)
     try:
         publisher.start()
@@ -74,7 +96,9 @@ def _start_outputs(config: Config, sup: Supervisor):
         if http is not None:
             http.close()
         raise
-    return http, publisher
+    if site is not None:
+        _connect_site(site, publisher)
+    return http, site, publisher
 
 
 def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
@@ -88,7 +112,7 @@ def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
     if sup.stopping:
         return 0
 
-    http, publisher = _start_outputs(config, sup)
+    http, site, publisher = _start_outputs(config, sup, classifier.class_names)
     _end_unfinished(config, publisher)
     pipeline = LivePipeline(config, classifier, publisher)
     try:
@@ -100,6 +124,8 @@ def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
             http.close()
         raise
 
+    if site is not None:
+        site.streams = pipeline.statuses
     engine = pipeline.engine
     sup.add_check("engine", _engine_check(engine, config.service.watchdog_stale_s))
     sup.add_fatal_check("engine", lambda: f"engine failed: {engine.error}" if engine.error else None)

@@ -25,6 +25,7 @@ from birdstream.publish import (
     SnapshotOptions,
     TlsOptions,
 )
+from birdstream.publish.store import StoreOptions
 from birdstream.track.options import TrackOptions, check_species
 from birdstream.track.router import MediaTracker
 
@@ -218,6 +219,7 @@ def publisher(config: Config) -> Publisher:
         jsonl=jsonl_options(config),
         snapshots=snapshot_options(config),
         outbox=outbox_options(config),
+        store=StoreOptions(enabled=config.store.enabled, max_age_days=config.store.max_age_days),
         streams=[stream.id for stream in config.enabled_streams],
         forget_unlisted=True,
     )

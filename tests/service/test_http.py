@@ -14,6 +14,7 @@ from birdstream.errors import BirdstreamError
 from birdstream.service.http import HttpEndpoint, start_http
 from birdstream.service.sdnotify import Notifier
 from birdstream.service.supervisor import Supervisor
+from tests.support.daemon import wait_until
 
 
 def get(url: str) -> tuple[int, str, str]:
@@ -69,3 +70,39 @@ def test_an_idle_connection_is_closed_and_does_not_block_others() -> None:
         assert idle.recv(1024) == b""  # the server closed the idle connection
         assert time.monotonic() - started < 30
         idle.close()
+
+
+def test_connections_over_the_cap_get_503_and_the_cap_frees_up() -> None:
+    import socket
+
+    supervisor = Supervisor(health_file=None, notifier=Notifier(None))
+    supervisor.tick()
+    with HttpEndpoint("127.0.0.1", 0, supervisor.snapshot, max_connections=2).start() as endpoint:
+        url = f"http://127.0.0.1:{endpoint.port}/healthz"
+        held = [socket.create_connection(("127.0.0.1", endpoint.port)) for _ in range(2)]
+        wait_until(lambda: get(url)[0] == 503, 10, "the third connection refused")
+        status, ctype, body = get(url)
+        assert status == 503 and "healthy" not in body
+        for sock in held:
+            sock.close()
+        wait_until(lambda: get(url)[0] == 200, 10, "served again once the held connections closed")
+
+
+def test_an_aborted_request_is_one_line_not_a_traceback(caplog: pytest.LogCaptureFixture,
+                                                        capfd: pytest.CaptureFixture[str]) -> None:
+    import socket
+    import struct
+
+    supervisor = Supervisor(health_file=None, notifier=Notifier(None))
+    supervisor.tick()
+    with HttpEndpoint("127.0.0.1", 0, supervisor.snapshot).start() as endpoint:
+        for request in (b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+                        b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\nabc",
+                        b"GET /\x00\xff HTTP/1.1\r\nHost: x\r\n\r\n"):
+            sock = socket.create_connection(("127.0.0.1", endpoint.port))
+            sock.sendall(request)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, mid-answer
+            sock.close()
+        assert get(f"http://127.0.0.1:{endpoint.port}/healthz")[0] == 200
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
+    assert "Traceback" not in capfd.readouterr().err
