@@ -65,7 +65,8 @@ class LivePipeline:
         """Start the engine, then every enabled stream (a bad species name raises ConfigError first)."""
         streams = self.config.enabled_streams
         for stream in streams:  # validate every stream's tracker options before opening anything
-            wiring.track_options(self.config.sightings, self.classifier.class_names, stream.sample_fps)
+            wiring.track_options(self.config.sightings, self.classifier.class_names, stream.sample_fps,
+                                 timezone=self.config.timezone)
         self.engine.start()
         self._ticker.start()
         for stream in streams:
@@ -94,7 +95,8 @@ class LivePipeline:
         """Open one stream: its tracker, its mailbox on the engine, its reader thread."""
         if stream.id in self._readers:
             raise ValueError(f"stream {stream.id} is already running")
-        options = wiring.track_options(self.config.sightings, self.classifier.class_names, stream.sample_fps)
+        options = wiring.track_options(self.config.sightings, self.classifier.class_names, stream.sample_fps,
+                                       timezone=self.config.timezone)
         stream_id = stream.id
         tracker = MediaTracker(station=self.config.station, class_names=self.classifier.class_names,
                                model_id=self.classifier.model_id, options=options,

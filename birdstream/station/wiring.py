@@ -16,9 +16,11 @@ from birdstream.publish import (
     TlsOptions,
 )
 from birdstream.track.options import TrackOptions, check_species
+from birdstream.track.priors import read_priors
 
 
-def track_options(sightings: SightingsConfig, class_names: Sequence[str], sample_fps: float | None = None) -> TrackOptions:
+def track_options(sightings: SightingsConfig, class_names: Sequence[str], sample_fps: float | None = None,
+                  timezone: str | None = None) -> TrackOptions:
     """TrackOptions for one stream; species names checked against the model (ConfigError if unknown)."""
     scenery = sightings.scenery
     options = TrackOptions(
@@ -39,6 +41,10 @@ def track_options(sightings: SightingsConfig, class_names: Sequence[str], sample
         baseline_margin=scenery.margin,
         baseline_s=scenery.baseline_s,
         still_limit_s=scenery.still_limit_s,
+        priors=read_priors(sightings.priors) if sightings.priors is not None else None,
+        priors_default=sightings.priors_default,
+        timezone=timezone,
+        new_species_min_frames=sightings.new_species.min_frames,
     )
     if sample_fps:
         options = options.for_sample_fps(sample_fps)

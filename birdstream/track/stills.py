@@ -89,7 +89,7 @@ class StillsTracker:
         if tracker is not None:
             return tracker.close()
         # A lone still: no smoothing partner and no motion context, so one frame decides.
-        lone = dataclasses.replace(self.options, min_frames=1, scenery=False)
+        lone = dataclasses.replace(self.options, min_frames=1, scenery=False, prior_frames=False)
         tracker = self._new_tracker(lone, first.frame)
         return tracker.update(first) + tracker.close()
 
