@@ -20,6 +20,7 @@ from birdstream.errors import SourceError
 from birdstream.ingest.reader import StreamReader
 from birdstream.ingest.spec import SourceSpec
 from birdstream.messages import Prediction, SightingEvent, StreamStatus
+from birdstream.publish.species_seen import SpeciesSeen
 from birdstream.station import wiring
 from birdstream.track.router import MediaTracker
 
@@ -54,6 +55,7 @@ class LivePipeline:
             on_predictions=self._on_predictions,
         )
         self._lock = threading.Lock()
+        self.seen = SpeciesSeen(config.state_dir)  # first_at_station; written under self._lock, rarely
         self._trackers: dict[str, MediaTracker] = {}
         self._readers: dict[str, StreamReader] = {}
         self._stop = threading.Event()
@@ -100,7 +102,7 @@ class LivePipeline:
         stream_id = stream.id
         tracker = MediaTracker(station=self.config.station, class_names=self.classifier.class_names,
                                model_id=self.classifier.model_id, options=options,
-                               stream_of=lambda frame: stream_id)
+                               stream_of=lambda frame: stream_id, seen=self.seen)
         with self._lock:
             self._trackers[stream.id] = tracker
         spec = wiring.source_spec(stream)
