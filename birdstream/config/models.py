@@ -17,6 +17,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from birdstream.config.notify import DigestConfig, NotifyTargetConfig
 from birdstream.config.base import (
     DEFAULT_WEIGHTS,
     DEVICE_PATTERN,
@@ -345,6 +346,10 @@ class Config(Section):
     """Optional health/metrics HTTP endpoint."""
     service: ServiceConfig = ServiceConfig()
     """Daemon behaviour: shutdown, watchdog, health file."""
+    notify: tuple[NotifyTargetConfig, ...] = ()
+    """Notification targets (Apprise URLs): who hears of which sightings."""
+    digest: DigestConfig = DigestConfig()
+    """A daily digest of the day's species through Apprise."""
 
     @field_validator("streams")
     @classmethod

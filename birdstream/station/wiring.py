@@ -15,6 +15,7 @@ from birdstream.publish import (
     SnapshotOptions,
     TlsOptions,
 )
+from birdstream.publish.notify import DigestOptions, NotifyOptions, NotifyTarget
 from birdstream.track.options import TrackOptions, check_species
 from birdstream.track.priors import read_priors
 
@@ -114,4 +115,22 @@ def publisher(config: Config) -> Publisher:
         outbox=OutboxOptions(max_messages=config.outbox.max_events, max_age_days=config.outbox.max_age_days),
         streams=[stream.id for stream in config.enabled_streams],
         forget_unlisted=True,
+        notify=notify_options(config),
     )
+
+
+def notify_options(config: Config) -> NotifyOptions | None:
+    """The notification targets and digest of the config (None when there are none)."""
+    d = config.digest
+    digest = None
+    if d.url is not None:
+        digest = DigestOptions(url=d.url.get_secret_value(), at_minute=d.at_minute, attach_snapshot=d.attach_snapshot)
+    targets = tuple(
+        NotifyTarget(url=t.url.get_secret_value(), when=tuple(t.when), cooldown_s=t.cooldown_s,
+                     quiet_hours=t.quiet_span(), attach_snapshot=t.attach_snapshot, place=f"notify[{i}]")
+        for i, t in enumerate(config.notify)
+    )
+    if not targets and digest is None:
+        return None
+    return NotifyOptions(targets=targets, digest=digest, timezone=config.timezone,
+                         rare_below=config.sightings.rare_below)
