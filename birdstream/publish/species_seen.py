@@ -29,8 +29,8 @@ class SpeciesSeen:
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / FILE_NAME
         self._lock = threading.Lock()
-        self._first: dict[str, str] = self._load()
         self._failing = False
+        self._first: dict[str, str] = self._load()
 
     def __contains__(self, species: object) -> bool:
         return species in self._first
@@ -58,7 +58,11 @@ class SpeciesSeen:
             pass
         except (OSError, ValueError, KeyError, TypeError) as err:
             log.warning("%s: unreadable (%s); rebuilding it from the sightings log", self.path, err)
-        return self._from_log()
+        self._first = self._from_log()
+        if self._first or self.path.exists():  # written once, so a big log is not read at every start
+            with self._lock:
+                self._write()
+        return self._first
 
     def _from_log(self) -> dict[str, str]:
         """The species of every start event in sightings.jsonl and its rotated files."""

@@ -50,3 +50,11 @@ def test_a_missing_or_damaged_file_is_rebuilt_from_the_sightings_log(tmp_path: P
         again = SpeciesSeen(tmp_path)
     assert len(again) == 2
     assert [r.getMessage() for r in caplog.records if FILE_NAME in r.getMessage()][0].count("\n") == 0
+
+
+def test_the_rebuilt_memory_is_written_so_the_log_is_read_once(tmp_path: Path) -> None:
+    start = {"event": "start", "species": "House Sparrow", "started_at": "2026-05-01T06:00:00.000Z"}
+    (tmp_path / "sightings.jsonl").write_text(json.dumps(start) + "\n")
+    SpeciesSeen(tmp_path)
+    (tmp_path / "sightings.jsonl").unlink()
+    assert "House Sparrow" in SpeciesSeen(tmp_path)
