@@ -21,8 +21,8 @@ SECRET = "s3cretPassw0rd"
 
 def _visits(tmp_path: Path) -> Path:
     """Scarlet Tanager twice (8 s apart), then Indian Roller: three sightings at about 07:00 UTC."""
-    return make_video(tmp_path / "visits.mp4", duration_s=20, fps=10, creation_time=MORNING, objects=[
-        Box(RED, BIRD, 1.0, 4.0), Box(RED, BIRD, 9.0, 12.0), Box(BLUE, BIRD, 15.0, 18.0)])
+    return make_video(tmp_path / "visits.mp4", duration_s=21, fps=10, creation_time=MORNING, objects=[
+        Box(RED, BIRD, 1.0, 4.0), Box(RED, BIRD, 9.0, 12.0), Box(BLUE, BIRD, 14.0, 19.0)])
 
 
 def _starts(d: Daemon) -> list[dict]:
@@ -38,12 +38,21 @@ def test_notifications_arrive_once_per_start_with_the_snapshot_and_respect_coold
             {"url": hook.url("/cooled"), "when": ["start"], "cooldown_s": 60, "attach_snapshot": False},
             {"url": hook.url("/quiet"), "when": ["start"], "cooldown_s": 0, "quiet_hours": "06:30-07:30"},
             {"url": hook.url("/new"), "when": ["new_species"], "cooldown_s": 0},
+            {"url": hook.url("/daily"), "when": ["first_of_day"], "cooldown_s": 0},
+            {"url": hook.url("/rare"), "when": ["rare"], "cooldown_s": 0},
         ]
-        extra = {"timezone": "UTC", "notify": notify}
+        # The roller is uncommon here in May (weight 0.5, below rare_below 0.6): still sighted on a
+        # 5 s visit, and announced as rare.
+        months = ["1"] * 12
+        months[4] = "0.5"
+        (tmp_path / "priors.csv").write_text("species,jan,feb,mar,apr,may,jun,jul,aug,sep,oct,nov,dec\n"
+                                             "Indian Roller," + ",".join(months) + "\n")
+        extra = {"timezone": "UTC", "notify": notify,
+                 "sightings": {"priors": str(tmp_path / "priors.csv"), "rare_below": 0.6}}
         with Daemon(tmp_path / "d", planted, [stream_entry("cam", video)], extra=extra) as d:
             d.start()
             d.wait_events(lambda evs: sum(e["event"] == "end" for e in evs) >= 3, timeout=120)
-            wait_until(lambda: len(hook.requests) >= 3 + 2 + 2, timeout=60, what="notifications")
+            wait_until(lambda: len(hook.requests) >= 3 + 2 + 2 + 2 + 1, timeout=60, what="notifications")
             assert d.terminate() == 0
         by_path: dict[str, list[dict]] = {}
         for request in hook.requests:
@@ -67,6 +76,11 @@ def test_notifications_arrive_once_per_start_with_the_snapshot_and_respect_coold
     new = by_path["/new"]
     assert [r["body"]["title"] for r in new] == ["Scarlet Tanager at test", "Indian Roller at test"]
     assert "first ever at this station" in new[0]["body"]["message"]
+    daily = by_path["/daily"]
+    assert [r["body"]["title"] for r in daily] == ["Scarlet Tanager at test", "Indian Roller at test"]
+    (rare,) = by_path["/rare"]
+    assert rare["body"]["title"] == "Indian Roller at test" and "rare here this month (prior 0.5)" in rare["body"]["message"]
+    assert [s["prior"] for s in starts] == [1.0, 1.0, 0.5]
     # The secret was used (basic auth above) but is nowhere in a log or a file.
     assert SECRET not in d.log_text(all_runs=True)
     for path in d.state_dir.rglob("*"):
