@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
 
-from birdstream.config.base import Section, keyed_error
+from birdstream.config.base import ConfigPath, Section, keyed_error
 
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
@@ -24,6 +25,25 @@ def _as_str(value: object) -> object:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value // 60:02d}:{value % 60:02d}"
     return value
+
+
+def _url_from_file(section: Section, required: bool) -> None:
+    """`url` or `url_file` (a file holding the URL, e.g. a systemd credential): exactly one; the file is read here."""
+    url, file = section.url, section.url_file  # type: ignore[attr-defined]
+    if url is not None and file is not None:
+        raise keyed_error("url_file", "give url or url_file, not both")
+    if file is not None:
+        try:
+            text = Path(file).read_text(encoding="utf-8").strip()
+        except OSError as err:
+            raise keyed_error("url_file", f"cannot read {file}: {err.strerror or err}") from None
+        if not text:
+            raise keyed_error("url_file", f"{file} is empty")
+        object.__setattr__(section, "url", SecretStr(text))  # frozen model: set once, during validation
+    elif url is None and required:
+        raise keyed_error("url", "missing (give the Apprise URL, or url_file naming a file that holds it)")
+    if section.url is not None:  # type: ignore[attr-defined]
+        _check_url("url_file" if file is not None else "url", section.url)  # type: ignore[attr-defined]
 
 
 def _check_url(key: str, url: SecretStr) -> None:
@@ -69,8 +89,10 @@ def _schemes(apprise) -> frozenset[str]:  # type: ignore[no-untyped-def]
 
 
 class NotifyTargetConfig(Section):
-    url: SecretStr
+    url: SecretStr | None = None
     """Apprise URL of the target (tgram://, ntfy://, mailto://, discord://, json://, ...); shown redacted."""
+    url_file: ConfigPath | None = None
+    """File holding the Apprise URL instead of url (keeps tokens out of config.yaml; e.g. a systemd credential)."""
     when: tuple[Literal["start", "new_species", "first_of_day", "rare"], ...] = ("new_species", "rare")
     """Which sighting starts to send: start (every one), new_species (first ever at this station), first_of_day (first of its species today), rare (prior below sightings.rare_below)."""
     cooldown_s: Annotated[float, Field(ge=0, le=30 * 86_400)] = 600
@@ -86,7 +108,7 @@ class NotifyTargetConfig(Section):
             raise keyed_error("when", "needs at least one of start, new_species, first_of_day, rare")
         if self.quiet_hours is not None:
             self.quiet_span()
-        _check_url("url", self.url)
+        _url_from_file(self, required=True)
         return self
 
     def quiet_span(self) -> tuple[int, int] | None:
@@ -103,6 +125,8 @@ class NotifyTargetConfig(Section):
 class DigestConfig(Section):
     url: SecretStr | None = None
     """Apprise URL that gets a daily digest (species since the last digest, counts, the best picture); null = none."""
+    url_file: ConfigPath | None = None
+    """File holding the digest's Apprise URL instead of url."""
     at: Annotated[str, BeforeValidator(_as_str)] = "20:00"
     """Local time (station timezone) of the digest, HH:MM."""
     attach_snapshot: bool = True
@@ -112,8 +136,7 @@ class DigestConfig(Section):
     def _check(self) -> DigestConfig:
         if _minutes(self.at) is None:
             raise keyed_error("at", f"must be a time of day HH:MM, got {self.at!r}")
-        if self.url is not None:
-            _check_url("url", self.url)
+        _url_from_file(self, required=False)
         return self
 
     @property

@@ -59,3 +59,33 @@ def test_check_config_shows_notify_urls_redacted_and_checks_the_priors_file(tmp_
     (tmp_path / "priors.csv").write_text(header + "Scarlet Tanager,1,1\n")
     result = run_cli("check-config", "-c", str(config), timeout=120)
     assert result.returncode == 2 and "priors.csv:2: needs 13 fields" in result.stderr
+
+
+def test_a_notify_url_can_come_from_a_file(tmp_path: Path) -> None:
+    from birdstream.config import load_config
+    from birdstream.station.wiring import notify_options
+
+    (tmp_path / "ntfy.url").write_text(f"ntfy://user:{SECRET}@ntfy.example/birds\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(STREAM + "notify:\n  - url_file: ntfy.url\n    when: [start]\ndigest:\n  url_file: ntfy.url\n")
+    options = notify_options(load_config(config))
+    assert options is not None and options.targets[0].url == f"ntfy://user:{SECRET}@ntfy.example/birds"
+    assert options.digest is not None and options.digest.url == options.targets[0].url
+    assert SECRET not in repr(options)
+    shown = run_cli("check-config", "-c", str(config))
+    assert shown.returncode == 0 and SECRET not in shown.stdout + shown.stderr
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("notify:\n  - url_file: nope.url\n", ":5: notify[0].url_file: cannot read"),
+    ("notify:\n  - when: [start]\n", ":5: notify[0].url: missing"),
+    (f"notify:\n  - url: ntfy://x/{SECRET}\n    url_file: a.url\n", "notify[0].url_file: give url or url_file, not both"),
+])
+def test_url_file_mistakes_are_one_line(tmp_path: Path, text: str, expected: str) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(STREAM + text)
+    result = run_cli("check-config", "-c", str(config))
+    assert result.returncode == 2, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+    assert SECRET not in result.stderr
