@@ -19,6 +19,8 @@ from birdstream.redact import REDACTED
 log = logging.getLogger(__name__)
 
 APPRISE_LOGGER = "apprise"
+# The HTTP library under Apprise logs request lines (paths with tokens in them) at DEBUG.
+HTTP_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "requests")
 
 
 def target_name(place: str, url: str) -> str:
@@ -95,6 +97,8 @@ def install_mask(urls: Iterable[str]) -> SecretMask:
             logger = logging.getLogger(APPRISE_LOGGER)
             logger.addFilter(_MASK)
             logger.setLevel(logging.WARNING)
+            for name in HTTP_LOGGERS:
+                logging.getLogger(name).addFilter(_MASK)
             _INSTALLED = True
     return _MASK
 

@@ -95,10 +95,11 @@ def test_a_failing_or_hanging_target_changes_nothing_else(tmp_path: Path, plante
     video = _visits(tmp_path)
     with Webhook("fail") as failing, Webhook("hang") as hanging, \
             Subscriber(broker.port, ["birdstream/test/cam/sighting"]) as sub:
-        notify = [{"url": failing.url("/f"), "when": ["start"], "cooldown_s": 0},
+        # A token in the URL's path (as Telegram's or Discord's): DEBUG logging shows request lines.
+        notify = [{"url": failing.url(f"/f/{SECRET}"), "when": ["start"], "cooldown_s": 0},
                   {"url": hanging.url("/h"), "when": ["start"], "cooldown_s": 0}]
         with Daemon(tmp_path / "d", planted, [stream_entry("cam", video)], mqtt_port=broker.port,
-                    extra={"notify": notify}) as d:
+                    extra={"notify": notify, "log_level": "DEBUG"}) as d:
             d.start()
             # Every sighting ends and reaches the broker, whatever the targets do.
             sub.wait_until(lambda msgs: sum(json.loads(m.payload)["event"] == "end" for m in msgs) >= 3,
@@ -114,4 +115,9 @@ def test_a_failing_or_hanging_target_changes_nothing_else(tmp_path: Path, plante
         "Scarlet Tanager", "Scarlet Tanager", "Indian Roller"]
     published = [json.loads(m.payload) for m in sub.messages]
     assert {(e["id"], e["seq"]) for e in published} == {(e["id"], e["seq"]) for e in events}
-    assert f"127.0.0.1:{failing.port}" not in d.log_text(all_runs=True)
+    log_text = d.log_text(all_runs=True)
+    assert f"127.0.0.1:{failing.port}" not in log_text and SECRET not in log_text
+    assert failing.requests[0]["path"] == f"/f/{SECRET}"
+    for path in d.state_dir.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
