@@ -17,10 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from birdstream.messages import SightingEvent
 from birdstream.publish import apprise_send, metrics
+from birdstream.publish.sinks import wait_queue_done
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,7 @@ class Notifier:
         self._last: dict[tuple[int, str], float] = {}  # (target, species) -> event time last notified
         self._day: object = None
         self._today: set[str] = set()
-        self._tally: dict[str, list] = {}  # species -> [count, best score, best snapshot]
+        self._tally: dict[str, list[Any]] = {}  # species -> [count, best score, best snapshot]
         self._lock = threading.Lock()
         self._next_digest: float | None = None
         urls = [t.url for t in options.targets] + ([options.digest.url] if options.digest else [])
@@ -240,8 +242,6 @@ class Notifier:
         if self._thread.ident is None:
             return
         deadline = time.monotonic() + timeout
-        from birdstream.publish.sinks import wait_queue_done
-
         wait_queue_done(self._queue, deadline)
         self._stop.set()
         self._thread.join(max(deadline - time.monotonic(), 0.1))
