@@ -98,13 +98,12 @@ def _weight(cell: str, month: str, source: str, line: int) -> float:
     return value
 
 
-def prior_matrix(table: PriorTable | None, index: Mapping[str, int], resolve, default: float) -> np.ndarray:
-    """float64 [12, n_classes] of weights; `resolve(name, where)` maps a written name to a class name."""
+def prior_matrix(table: PriorTable | None, index: Mapping[str, int], default: float) -> np.ndarray:
+    """float64 [12, n_classes] of weights; the table's names already spelled as the model's classes."""
     out = np.full((12, len(index)), float(default), dtype=np.float64)
     if table is not None:
-        for name, weights, line in table.rows:
-            cls = resolve(name, f"{table.source}:{line}")
-            out[:, index[cls]] = weights
+        for name, weights, _line in table.rows:
+            out[:, index[name]] = weights
     return out
 
 

@@ -124,7 +124,7 @@ class SightingTracker:
         self._seen = seen
         matrix = None
         if opts.priors is not None or opts.priors_default < 1.0:
-            matrix = prior_matrix(opts.priors, index, lambda name, where: name, opts.priors_default)
+            matrix = prior_matrix(opts.priors, index, opts.priors_default)
         self._rule = PriorRule(self._enter, opts.exit_score / opts.enter_score, opts.min_frames, matrix,
                                ZoneInfo(opts.timezone) if opts.timezone else None, scale_frames=opts.prior_frames)
         self._smoother = Smoother(n, opts.smoothing_s, opts.max_frame_s, start_from_first=start_from_first_frame)
