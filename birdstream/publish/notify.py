@@ -9,6 +9,7 @@ at shutdown are dropped (counted), the events themselves are in the log and the 
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from birdstream.messages import SightingEvent
 from birdstream.publish import apprise_send, metrics
+from birdstream.publish.jsonl import FILE_NAME as LOG_NAME
 from birdstream.publish.sinks import wait_queue_done
 
 log = logging.getLogger(__name__)
@@ -101,7 +103,22 @@ class Notifier:
     def start(self) -> None:
         if self.options.digest is not None:
             self._next_digest = self._digest_due(self._clock())
+            self._restore_tally(self._next_digest - 86_400)
         self._thread.start()
+
+    def _restore_tally(self, since: float) -> None:
+        """After a restart, the digest still counts what the sightings log holds since the last digest."""
+        path = self.state_dir / LOG_NAME
+        try:
+            with open(path, "rb") as fh:
+                for line in fh:
+                    event = _read_event(line)
+                    if event is not None and event[0] >= since:
+                        self._tally_add(*event[1:])
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            log.warning("%s: cannot read (%s); the next digest counts only new sightings", path, err.strerror or err)
 
     # -- deciding (the publisher's thread: no I/O) ----------------------------------------------
     def submit(self, event: SightingEvent) -> None:
@@ -152,13 +169,15 @@ class Notifier:
         return f"{event.species} at {self.station}", body
 
     def _count(self, event: SightingEvent) -> None:
-        if self.options.digest is None:
-            return
-        entry = self._tally.setdefault(event.species, [0, -1.0, None])
-        if event.event == "start":
+        if self.options.digest is not None:
+            self._tally_add(event.species, event.event == "start", float(event.score), event.snapshot)
+
+    def _tally_add(self, species: str, start: bool, score: float, snapshot: str | None) -> None:
+        entry = self._tally.setdefault(species, [0, -1.0, None])
+        if start:
             entry[0] += 1
-        if event.snapshot and event.score >= entry[1]:
-            entry[1], entry[2] = float(event.score), event.snapshot
+        if snapshot and score >= entry[1]:
+            entry[1], entry[2] = score, snapshot
 
     def _enqueue(self, job: _Job) -> None:
         try:
@@ -249,6 +268,16 @@ class Notifier:
         if left:
             metrics.NOTIFY_DROPPED.labels(reason="shutdown").inc(left)
             log.warning("%d notification(s) not sent before shutdown", left)
+
+
+def _read_event(line: bytes) -> tuple[float, str, bool, float, str | None] | None:
+    """(started_at epoch, species, is a start, score, snapshot) of one log line; None if it is not an event."""
+    try:
+        e = json.loads(line)
+        started = datetime.fromisoformat(e["started_at"].replace("Z", "+00:00")).timestamp()
+        return started, str(e["species"]), e["event"] == "start", float(e["score"]), e.get("snapshot")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _within(minute: int, span: tuple[int, int]) -> bool:

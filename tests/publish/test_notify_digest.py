@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -91,3 +92,25 @@ def test_a_full_queue_drops_and_counts_instead_of_waiting(tmp_path: Path) -> Non
             assert metrics.NOTIFY_DROPPED.labels(reason="queue_full")._value.get() - before == 3
         finally:
             notifier.close(0.5)
+
+
+def test_after_a_restart_the_digest_still_counts_the_logged_sightings_since_the_last_digest(tmp_path: Path) -> None:
+    red = _jpeg(tmp_path, "red", (255, 0, 0))
+    lines = []
+    for n, (t, species) in enumerate([(EVENING - 86_400, "Rock Dove"),  # before yesterday's digest
+                                      (EVENING - 7200, "House Sparrow"), (EVENING - 3600, "House Sparrow")]):
+        start = _event("start", species, n, 0.8, red, t).to_payload()
+        lines.append(json.dumps(start))
+    (tmp_path / "sightings.jsonl").write_text("\n".join(lines) + "\n{cut")
+    clock = Clock(EVENING)
+    with Webhook() as hook:
+        options = NotifyOptions(digest=DigestOptions(url=hook.url("/digest"), at_minute=20 * 60), timezone="UTC")
+        notifier = Notifier(station="garden", state_dir=tmp_path, options=options, clock=clock)
+        notifier.start()
+        try:
+            clock.set(EVENING + 61)
+            wait_until(lambda: hook.requests, timeout=20, what="the digest")
+        finally:
+            notifier.close(2.0)
+    body = hook.requests[0]["body"]
+    assert body["message"].splitlines() == ["House Sparrow: 2"] and len(body["attachments"]) == 1
