@@ -120,7 +120,6 @@ class SightingTracker:
         self._enter = np.full(n, opts.enter_score, dtype=np.float64)
         for name, score in opts.thresholds.items():
             self._enter[index[name]] = score
-        self._exit = self._enter * (opts.exit_score / opts.enter_score)
         self._seen = seen
         matrix = None
         if opts.priors is not None or opts.priors_default < 1.0:
