@@ -167,6 +167,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return EXIT_OK
     config = _load(args)
     _check_weights(config.model.weights, f"{args.config}: model.weights")
+    _check_priors(config)
     enabled = len(config.enabled_streams)
     sys.stdout.write(f"# {args.config}: valid ({enabled} of {len(config.streams)} streams enabled)\n")
     sys.stdout.write(to_yaml(redacted(config)))
@@ -205,6 +206,23 @@ def _check_weights(weights: str, what: str) -> None:
         return
     raise CheckpointError(f"{what}: {weights!r} is not a known weights name "
                           f"({', '.join(sorted(KNOWN_WEIGHTS))}) nor a path to a .pt file")
+
+
+def _check_priors(config: Any) -> None:
+    """The priors file parses; with a checkpoint file, its species are the model's (ConfigError naming the line).
+
+    Notify URLs were checked with the config (Apprise parses them; nothing is sent).
+    """
+    if config.sightings.priors is None:
+        return
+    from birdstream.track.options import TrackOptions, check_species
+    from birdstream.track.priors import read_priors
+
+    table = read_priors(config.sightings.priors)
+    if _is_path(config.model.weights):  # a published name would mean a download: names are checked at start
+        from birdstream.model.checkpoint import read_checkpoint
+
+        check_species(TrackOptions(priors=table), read_checkpoint(config.model.weights).class_names)
 
 
 def _check_writable(option: str, path: Path) -> None:

@@ -91,6 +91,8 @@ class SightingEvent:
     snapshot: str | None = None  # path relative to state_dir, or None
     media_start_s: float | None = None
     media_end_s: float | None = None
+    prior: float = 1.0  # the species' occurrence weight at the station in the month it started (1 = no prior)
+    first_at_station: bool = False  # the first sighting ever of this species at this station
     # Not part of the payload: the best frame so far (full-res roi if the source gave one).
     best_image: np.ndarray | None = field(default=None, compare=False, repr=False)
 
@@ -116,6 +118,8 @@ class SightingEvent:
             "model": self.model,
             "media_start_s": _round_opt(self.media_start_s),
             "media_end_s": _round_opt(self.media_end_s),
+            "prior": round(float(self.prior), 4),
+            "first_at_station": self.first_at_station,
         }
 
     @classmethod

@@ -17,6 +17,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from birdstream.config.notify import DigestConfig, NotifyTargetConfig
 from birdstream.config.base import (
     DEFAULT_WEIGHTS,
     DEVICE_PATTERN,
@@ -34,6 +35,16 @@ from birdstream.config.base import (
     Ident,
     Section,
 )
+
+
+def _check_timezone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Asia/Muscat or UTC") from None
+    return value
 
 
 class ModelConfig(Section):
@@ -158,6 +169,11 @@ class SceneryConfig(Section):
     """A sighting with no movement for this long counts as scenery and ends (0 = never)."""
 
 
+class NewSpeciesConfig(Section):
+    min_frames: Annotated[int, Field(ge=1, le=1000)] | None = None
+    """Supporting frames a species never sighted at this station needs before its first sighting; null = as any other."""
+
+
 class SightingsConfig(Section):
     enter_score: Annotated[float, Field(gt=0, le=1)] = 0.6
     """Smoothed score at which a sighting starts."""
@@ -183,6 +199,14 @@ class SightingsConfig(Section):
     """Per-species enter_score, overriding the global one (species name -> score)."""
     scenery: SceneryConfig = SceneryConfig()
     """Scenery is not a sighting: what never moves does not start one."""
+    priors: ConfigPath | None = None
+    """CSV of species x month occurrence weights 0..1 (header species,jan,...,dec); low weights need stronger, longer evidence, 0 = never that month."""
+    priors_default: Annotated[float, Field(ge=0, le=1)] = 1
+    """Weight of species not in the priors file (1 = no prior; 0 = only the listed species)."""
+    rare_below: Annotated[float, Field(ge=0, le=1)] = 0.1
+    """A sighting whose prior weight is below this is rare (notify when: rare)."""
+    new_species: NewSpeciesConfig = NewSpeciesConfig()
+    """A stricter rule for the first sighting ever of a species at this station."""
 
     @model_validator(mode="after")
     def _check(self) -> SightingsConfig:
@@ -323,6 +347,8 @@ class Config(Section):
     """Outbox, sightings log, snapshots, health file; default $STATE_DIRECTORY (systemd), else ./state."""
     log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)] = "INFO"
     """DEBUG | INFO | WARNING | ERROR."""
+    timezone: Annotated[str, AfterValidator(_check_timezone)] | None = None
+    """The station's IANA time zone (e.g. Asia/Muscat): decides a frame's month for sightings.priors, the day and quiet hours of notify; null = the system's."""
     model: ModelConfig = ModelConfig()
     """The classifier."""
     streams: tuple[StreamConfig, ...] = Field(default=(), validate_default=True)
@@ -342,6 +368,10 @@ class Config(Section):
     """Optional health/metrics HTTP endpoint."""
     service: ServiceConfig = ServiceConfig()
     """Daemon behaviour: shutdown, watchdog, health file."""
+    notify: tuple[NotifyTargetConfig, ...] = ()
+    """Notification targets (Apprise URLs): who hears of which sightings."""
+    digest: DigestConfig = DigestConfig()
+    """A daily digest of the day's species through Apprise."""
 
     @field_validator("streams")
     @classmethod

@@ -24,3 +24,11 @@ JSONL_LINES = Counter("birdstream_jsonl_lines_total", "Lines written to sighting
 JSONL_ROTATIONS = Counter("birdstream_jsonl_rotations_total", "Rotations of sightings.jsonl")
 SNAPSHOTS_WRITTEN = Counter("birdstream_snapshots_written_total", "Snapshot JPEGs written", ["stream"])
 SNAPSHOTS_PRUNED = Counter("birdstream_snapshots_pruned_total", "Snapshot JPEGs removed by retention", ["reason"])
+NOTIFY_QUEUED = Counter("birdstream_notify_queued_total", "Notifications queued for sending (notify:, digest)")
+NOTIFY_SENT = Counter("birdstream_notify_sent_total", "Notifications a target accepted")
+NOTIFY_RETRIES = Counter("birdstream_notify_retries_total", "Failed attempts that were retried")
+NOTIFY_FAILED = Counter("birdstream_notify_failed_total", "Notifications given up after every retry failed")
+NOTIFY_DROPPED = Counter("birdstream_notify_dropped_total", "Notifications dropped unsent", ["reason"])
+NOTIFY_SKIPPED = Counter(
+    "birdstream_notify_skipped_total", "Sighting starts a target wanted but did not get", ["reason"]
+)

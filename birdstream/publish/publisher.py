@@ -21,6 +21,7 @@ from birdstream.messages import SightingEvent, StreamStatus
 from birdstream.publish import metrics
 from birdstream.publish.jsonl import JsonlLog
 from birdstream.publish.mqtt import MqttSink
+from birdstream.publish.notify import Notifier, NotifyOptions
 from birdstream.publish.options import JsonlOptions, MqttOptions, OutboxOptions, SnapshotOptions
 from birdstream.publish.outbox import OutMessage, Outbox
 from birdstream.publish.payload import Topics, encode, event_bytes, status_bytes
@@ -51,6 +52,7 @@ class Publisher:
         streams: Iterable[str] = (),
         forget_unlisted: bool = False,
         queue_size: int = 10_000,
+        notify: NotifyOptions | None = None,
     ) -> None:
         """``streams``: announced at start. ``forget_unlisted``: ``streams`` is the whole configuration,
         so streams a previous run published for and that are no longer in it are cleared at start."""
@@ -75,6 +77,9 @@ class Publisher:
         self._known_streams: set[str] = set()
         self._recorded: set[str] = set()  # streams of the file not seen by this run
         self._snapshot_failing = False
+        self._notifier: Notifier | None = None
+        if notify is not None and (notify.targets or notify.digest is not None):
+            self._notifier = Notifier(station=station, state_dir=self.state_dir, options=notify)
         self._lock = threading.Lock()
         self._started = False
         self._closed = False
@@ -99,6 +104,8 @@ class Publisher:
         for sink in (self._jsonl_sink, self._snapshot_sink, self._store):
             if sink is not None:
                 sink.start()
+        if self._notifier is not None:
+            self._notifier.start()
         if self._mqtt is not None:
             self._mqtt.start()
             previous = self._read_streams_file()
@@ -283,6 +290,8 @@ class Publisher:
             self._mqtt.submit(msgs)
         if self._store is not None:
             self._store.submit(event.to_payload())
+        if self._notifier is not None:
+            self._notifier.submit(event)  # only judges and queues: its own worker sends
 
     def close(self, grace_s: float = 5.0) -> int:
         """Flush the log, drain the outbox up to grace_s, publish ``offline``, disconnect.
@@ -299,6 +308,8 @@ class Publisher:
         if self._store is not None:
             self._store.close(max(grace_s, 1.0))
         left = self._mqtt.close(grace_s) if self._mqtt is not None else 0
+        if self._notifier is not None:
+            self._notifier.close(min(grace_s, 5.0))
         return left
 
     def __enter__(self) -> Publisher:

@@ -18,6 +18,7 @@ from birdstream.config import Config
 from birdstream.config.models import StreamConfig
 from birdstream.ingest.reader import StreamReader
 from birdstream.messages import FINAL_STATES, Prediction, SightingEvent, StreamStatus
+from birdstream.publish.species_seen import SpeciesSeen
 from birdstream.station import wiring
 from birdstream.track.router import MediaTracker
 
@@ -44,6 +45,7 @@ class LivePipeline:
         self._on_status = on_status
         self.engine = wiring.engine(config, classifier, self._on_predictions)
         self._lock = threading.Lock()
+        self.seen = SpeciesSeen(config.state_dir)  # first_at_station; written under self._lock, rarely
         self._trackers: dict[str, MediaTracker] = {}
         self._readers: dict[str, StreamReader] = {}
         self._stop = threading.Event()
@@ -88,7 +90,8 @@ class LivePipeline:
         stream_id = plan.spec.id
         if stream_id in self._readers:
             raise ValueError(f"stream {stream_id} is already running")
-        tracker = wiring.tracker(self.config, self.classifier, plan.track, lambda frame: stream_id)
+        tracker = wiring.tracker(self.config, self.classifier, plan.track, lambda frame: stream_id,
+                                  seen=self.seen)
         with self._lock:
             self._trackers[stream_id] = tracker
         mailbox = self.engine.mailbox(stream_id, blocking=plan.blocking)

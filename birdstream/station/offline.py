@@ -48,7 +48,8 @@ class OfflineRun:
         self.classifier = classifier
         self.config = config
         self.sample_fps = sample_fps
-        self.options = wiring.track_options(config.sightings, classifier.class_names, sample_fps)
+        self.options = wiring.track_options(config.sightings, classifier.class_names, sample_fps,
+                                            timezone=config.timezone)
         self.errors: list[SourceError] = []
 
     def events(self, path: Path) -> Iterator[SightingEvent]:

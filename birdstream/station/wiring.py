@@ -25,8 +25,11 @@ from birdstream.publish import (
     SnapshotOptions,
     TlsOptions,
 )
+from birdstream.publish.species_seen import SpeciesSeen
 from birdstream.publish.store import StoreOptions
+from birdstream.publish.notify import DigestOptions, NotifyOptions, NotifyTarget
 from birdstream.track.options import TrackOptions, check_species
+from birdstream.track.priors import read_priors
 from birdstream.track.router import MediaTracker
 
 if TYPE_CHECKING:  # torch lives behind these; importing the wiring stays instant
@@ -82,19 +85,20 @@ class StreamPlan:
 def stream_plan(config: Config, stream: StreamConfig, class_names: Sequence[str]) -> StreamPlan:
     """The plan of one configured stream; ConfigError when a species name is unknown to the model."""
     spec = source_spec(stream)
-    return StreamPlan(spec=spec, track=track_options(config.sightings, class_names, stream.sample_fps),
+    return StreamPlan(spec=spec, track=track_options(config.sightings, class_names, stream.sample_fps,
+                                                            timezone=config.timezone),
                       blocking=_blocking(spec), want_full=config.snapshots.enabled)
 
 
 def tracker(config: Config, classifier: Any, options: TrackOptions, stream_of: Callable[[Frame], str], *,
-            metrics_label: str | None = None) -> MediaTracker:
-    """The sightings of one source (a stream, or one classify input)."""
+            metrics_label: str | None = None, seen: SpeciesSeen | None = None) -> MediaTracker:
+    """The sightings of one source (a stream, or one classify input); `seen` marks first_at_station."""
     return MediaTracker(station=config.station, class_names=classifier.class_names, model_id=classifier.model_id,
-                        options=options, stream_of=stream_of, metrics_label=metrics_label)
+                        options=options, stream_of=stream_of, metrics_label=metrics_label, seen=seen)
 
 
 def track_options(sightings: SightingsConfig, class_names: Sequence[str] | None = None,
-                  sample_fps: float | None = None) -> TrackOptions:
+                  sample_fps: float | None = None, timezone: str | None = None) -> TrackOptions:
     """TrackOptions of the ``sightings:`` section; with `class_names`, species names are checked
     against the model (ConfigError if unknown)."""
     scenery = sightings.scenery
@@ -117,6 +121,10 @@ def track_options(sightings: SightingsConfig, class_names: Sequence[str] | None 
         baseline_margin=scenery.margin,
         baseline_s=scenery.baseline_s,
         still_limit_s=scenery.still_limit_s,
+        priors=read_priors(sightings.priors) if sightings.priors is not None else None,
+        priors_default=sightings.priors_default,
+        timezone=timezone,
+        new_species_min_frames=sightings.new_species.min_frames,
     )
     return check_species(options, class_names) if class_names is not None else options
 
@@ -222,4 +230,22 @@ def publisher(config: Config) -> Publisher:
         store=StoreOptions(enabled=config.store.enabled, max_age_days=config.store.max_age_days),
         streams=[stream.id for stream in config.enabled_streams],
         forget_unlisted=True,
+        notify=notify_options(config),
     )
+
+
+def notify_options(config: Config) -> NotifyOptions | None:
+    """The notification targets and digest of the config (None when there are none)."""
+    d = config.digest
+    digest = None
+    if d.url is not None:
+        digest = DigestOptions(url=d.url.get_secret_value(), at_minute=d.at_minute, attach_snapshot=d.attach_snapshot)
+    targets = tuple(
+        NotifyTarget(url=t.url.get_secret_value(), when=tuple(t.when), cooldown_s=t.cooldown_s,
+                     quiet_hours=t.quiet_span(), attach_snapshot=t.attach_snapshot, place=f"notify[{i}]")
+        for i, t in enumerate(config.notify)
+    )
+    if not targets and digest is None:
+        return None
+    return NotifyOptions(targets=targets, digest=digest, timezone=config.timezone,
+                         rare_below=config.sightings.rare_below)

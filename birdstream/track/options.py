@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from birdstream.errors import ConfigError
+from birdstream.track.priors import PriorTable
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +38,13 @@ class TrackOptions:
     baseline_margin: float  # a species must beat the static scene's score for it by this much
     baseline_s: float  # time constant (seconds) of the static-scene baseline
     still_limit_s: float  # a sighting with no movement this long is scenery and ends; 0 = never
+    # Occurrence priors (track/priors.py): the station's species x month weights and the weight of
+    # species not in them; timezone (IANA name, None = the system's) decides a frame's month.
+    priors: PriorTable | None
+    priors_default: float
+    timezone: str | None
+    new_species_min_frames: int | None  # frames a species never seen at the station needs
+    prior_frames: bool = True  # a low weight also asks for more frames (not for a lone still: it has one)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "allow", tuple(self.allow))
@@ -65,6 +73,10 @@ class TrackOptions:
         both = sorted(set(self.allow) & set(self.deny))
         if both:
             raise ConfigError(f"sightings.deny: {both[0]!r} is also in sightings.allow")
+        _check_unit("priors_default", self.priors_default)
+        n = self.new_species_min_frames
+        if n is not None and (not isinstance(n, int) or n < 1):
+            raise ConfigError(f"sightings.new_species.min_frames: must be an integer >= 1, got {n!r}")
 
     def __hash__(self) -> int:
         values = [getattr(self, f.name) for f in dataclasses.fields(self)]
@@ -130,4 +142,13 @@ def check_species(options: TrackOptions, class_names: Sequence[str]) -> TrackOpt
     deny = resolve_species(options.deny, class_names, "sightings.deny")
     keys = resolve_species(list(options.thresholds), class_names, "sightings.thresholds")
     thresholds = dict(zip(keys, options.thresholds.values(), strict=True))
-    return dataclasses.replace(options, allow=allow, deny=deny, thresholds=thresholds)
+    priors = options.priors
+    if priors is not None:  # spelled as the model's classes; an unknown name is an error naming its line
+        rows: dict[str, tuple[str, tuple[float, ...], int]] = {}
+        for name, weights, line in priors.rows:
+            cls = resolve_species([name], class_names, f"{priors.source}:{line}")[0]
+            if cls in rows:
+                raise ConfigError(f"{priors.source}:{line}: {name!r} is already on line {rows[cls][2]}")
+            rows[cls] = (cls, weights, line)
+        priors = PriorTable(priors.source, tuple(rows.values()))
+    return dataclasses.replace(options, allow=allow, deny=deny, thresholds=thresholds, priors=priors)

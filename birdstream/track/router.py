@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from birdstream.messages import Frame, Prediction, SightingEvent
 from birdstream.track.options import TrackOptions
 from birdstream.track.stills import StillsTracker
-from birdstream.track.tracker import SightingTracker
+from birdstream.track.tracker import SeenSpecies, SightingTracker
 
 
 def is_still(frame: Frame) -> bool:
@@ -28,10 +28,10 @@ class MediaTracker:
 
     def __init__(self, *, station: str, class_names: Sequence[str], model_id: str, options: TrackOptions,
                  stream_of: Callable[[Frame], str], metrics_label: str | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, seen: SeenSpecies | None = None) -> None:
         """`stream_of` names a sighting's stream from its first frame (the stream id in the daemon,
         the file's path offline); `clock` (steady seconds) ends a burst of stills once none came for
-        end_after_s."""
+        end_after_s; `seen`, the station's memory of species (first_at_station)."""
         self.station = station
         self.class_names = tuple(class_names)
         self.model_id = model_id
@@ -39,8 +39,10 @@ class MediaTracker:
         self._stream_of = stream_of
         self._label = metrics_label
         self._clock = clock
+        self._seen = seen
         self._stills = StillsTracker(station=station, class_names=self.class_names, model_id=model_id,
-                                     options=options, stream_of=stream_of, metrics_label=metrics_label)
+                                     options=options, stream_of=stream_of, metrics_label=metrics_label,
+                                     seen=seen)
         self._video: SightingTracker | None = None
         self._video_source: str | None = None
         self._still_fed_at: float | None = None
@@ -59,7 +61,8 @@ class MediaTracker:
             self._video_source = frame.source
             self._video = SightingTracker(station=self.station, stream_id=self._stream_of(frame),
                                           class_names=self.class_names, model_id=self.model_id,
-                                          options=self.options, metrics_label=self._label)
+                                          options=self.options, metrics_label=self._label,
+                                          seen=self._seen)
         return events + self._video.update(pred)
 
     def tick(self, now: float | None = None) -> list[SightingEvent]:

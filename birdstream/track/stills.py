@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from birdstream.messages import Frame, Prediction, SightingEvent
 from birdstream.track.options import TrackOptions, check_species
-from birdstream.track.tracker import SightingTracker
+from birdstream.track.tracker import SeenSpecies, SightingTracker
 
 
 def _folder(frame: Frame) -> object:
@@ -37,6 +37,7 @@ class StillsTracker:
         burst_key: Callable[[Frame], object] = _folder,
         id_factory: Callable[[], object] = uuid.uuid4,
         metrics_label: str | None = None,
+        seen: SeenSpecies | None = None,
     ):
         """`stream_of` names a sighting's stream from its burst's first still; a change of
         `burst_key` (by default the still's folder) also ends a burst."""
@@ -49,6 +50,7 @@ class StillsTracker:
         self._burst_key = burst_key
         self._id_factory = id_factory
         self._metrics_label = metrics_label
+        self._seen = seen
         self._first: Prediction | None = None
         self._tracker: SightingTracker | None = None
         self._last_t = 0.0
@@ -83,7 +85,7 @@ class StillsTracker:
         if tracker is not None:
             return tracker.close()
         # A lone still: no smoothing partner and no motion context, so one frame decides.
-        lone = dataclasses.replace(self.options, min_frames=1, scenery=False)
+        lone = dataclasses.replace(self.options, min_frames=1, scenery=False, prior_frames=False)
         tracker = self._new_tracker(lone, first.frame)
         return tracker.update(first) + tracker.close()
 
@@ -97,4 +99,5 @@ class StillsTracker:
             id_factory=self._id_factory,
             start_from_first_frame=True,
             metrics_label=self._metrics_label,
+            seen=self._seen,
         )

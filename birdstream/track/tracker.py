@@ -7,15 +7,27 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from birdstream.messages import Frame, Prediction, SightingEvent
 from birdstream.track import metrics
 from birdstream.track.options import TrackOptions, check_species
+from birdstream.track.priors import PriorRule, prior_matrix
 from birdstream.track.smoothing import DecayingMean, Smoother
 
 log = logging.getLogger(__name__)
+
+
+class SeenSpecies(Protocol):
+    """The species this station has ever sighted (kept by the station, e.g. in state_dir)."""
+
+    def __contains__(self, species: object) -> bool: ...
+
+    def add(self, species: str) -> bool:
+        """Remember a species; True when it was new."""
 
 
 @dataclass
@@ -57,6 +69,8 @@ class _Open:
     peak: float
     peak_top: tuple[tuple[str, float], ...]
     started_t: float  # when the start was decided (frame time)
+    prior: float = 1.0  # the species' occurrence weight in the month it started
+    first: bool = False  # the first sighting ever of this species at the station
 
 
 def _picture(frame: Frame) -> np.ndarray | None:
@@ -78,11 +92,13 @@ class SightingTracker:
         clock: Callable[[], float] = time.monotonic,
         start_from_first_frame: bool = False,
         metrics_label: str | None = None,
+        seen: SeenSpecies | None = None,
     ):
         """`clock` (any steady seconds) only serves tick() without a time; `start_from_first_frame`
         seeds the smoothing with the first frame (still bursts) instead of zero; `metrics_label`
         is the `stream` label of its counters (default the stream id; one fixed label offline, where
-        every file is a stream and a label each would grow without bound)."""
+        every file is a stream and a label each would grow without bound); `seen` marks a
+        sighting `first_at_station` and holds a species it lacks to new_species_min_frames."""
         self.station = station
         self.stream_id = stream_id
         self._label = stream_id if metrics_label is None else metrics_label
@@ -104,7 +120,12 @@ class SightingTracker:
         self._enter = np.full(n, opts.enter_score, dtype=np.float64)
         for name, score in opts.thresholds.items():
             self._enter[index[name]] = score
-        self._exit = self._enter * (opts.exit_score / opts.enter_score)
+        self._seen = seen
+        matrix = None
+        if opts.priors is not None or opts.priors_default < 1.0:
+            matrix = prior_matrix(opts.priors, index, opts.priors_default)
+        self._rule = PriorRule(self._enter, opts.exit_score / opts.enter_score, opts.min_frames, matrix,
+                               ZoneInfo(opts.timezone) if opts.timezone else None, scale_frames=opts.prior_frames)
         self._smoother = Smoother(n, opts.smoothing_s, opts.max_frame_s, start_from_first=start_from_first_frame)
         self._baseline = DecayingMean(n, opts.baseline_s)
         self._last_motion_t: float | None = None
@@ -219,7 +240,7 @@ class SightingTracker:
         t = float(frame.captured_at)
         opts = self.options
         events: list[SightingEvent] = []
-        if s[a] >= self._exit[a]:
+        if s[a] >= self._rule.at(t)[1][a]:
             op.run.support(frame, float(probs[a]))
             if s[a] > op.peak:
                 op.peak = float(s[a])
@@ -246,10 +267,14 @@ class SightingTracker:
         if self._open is not None and c == self._open.run.species:
             self._cand = None
             return []
-        if s[c] < self._enter[c]:
+        t = float(frame.captured_at)
+        enter, _, need_frames = self._rule.at(t)
+        if s[c] < enter[c]:
             top = int(np.argmax(s))
             if not self._eligible[top] and s[top] >= self._enter[top]:
                 metrics.HELD_BACK.labels(stream=self._label, reason="filtered").inc()
+            elif s[c] >= self._enter[c]:
+                metrics.HELD_BACK.labels(stream=self._label, reason="prior").inc()
             self._cand = None
             return []
         judged_on_score = not opts.scenery or frame.motion is None
@@ -262,9 +287,8 @@ class SightingTracker:
             self._cand = _Run.begin(c, frame, float(probs[c]))
         else:
             self._cand.support(frame, float(probs[c]))
-        if self._cand.frames < opts.min_frames:
+        if self._cand.frames < self._frames_needed(c, int(need_frames[c])):
             return []
-        t = float(frame.captured_at)
         if not judged_on_score and (
             self._last_motion_t is None or t - self._last_motion_t > opts.motion_window_s
         ):
@@ -274,9 +298,17 @@ class SightingTracker:
         events = [self._end("switch")] if self._open is not None else []
         run, self._cand = self._cand, None
         top = self._top(s)
-        self._open = _Open(run, str(self._id_factory()), -1, float(s[c]), t, float(s[c]), top, t)
+        first = self._seen is not None and self._seen.add(self.class_names[c])
+        self._open = _Open(run, str(self._id_factory()), -1, float(s[c]), t, float(s[c]), top, t,
+                           self._rule.weight(c, run.first_t), first)
         events.append(self._event("start", float(s[c]), top, t))
         return events
+
+    def _frames_needed(self, species: int, frames: int) -> int:
+        extra = self.options.new_species_min_frames
+        if extra is None or self._seen is None or self.class_names[species] in self._seen:
+            return frames
+        return max(frames, extra)
 
     def _end(self, reason: str) -> SightingEvent:
         op = self._open
@@ -312,6 +344,8 @@ class SightingTracker:
             media_start_s=run.first_media,
             media_end_s=run.last_media if ending else None,
             best_image=run.best_image,
+            prior=op.prior,
+            first_at_station=op.first,
         )
 
     def _top(self, s: np.ndarray) -> tuple[tuple[str, float], ...]:
