@@ -8,11 +8,13 @@ sinks flush (outbox drains for service.shutdown_grace_s) -> `offline` -> exit 0.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from birdstream.config import Config
 from birdstream.service.http import start_http
 from birdstream.service.reload import ConfigDiff, make_reloader
+from birdstream.service.statelock import StateLock
 from birdstream.service.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -20,12 +22,19 @@ log = logging.getLogger(__name__)
 
 def run_daemon(config: Config, config_path: Path | None = None, *, supervisor: Supervisor | None = None) -> int:
     """Run every configured stream until SIGTERM/SIGINT; returns the process exit code."""
-    sup = supervisor or Supervisor.from_config(config)
-    sup.install_signal_handlers()
+    # Owner-only state files (outbox, log, snapshots, client id) also outside systemd's UMask=;
+    # a stricter umask the caller set is kept.
+    os.umask(os.umask(0o077) | 0o077)
+    lock = StateLock(config.state_dir).acquire()  # StateDirBusy: one line, exit 1, nothing touched
     try:
-        return _run(config, config_path, sup)
+        sup = supervisor or Supervisor.from_config(config)
+        sup.install_signal_handlers()
+        try:
+            return _run(config, config_path, sup)
+        finally:
+            sup.restore_signal_handlers()
     finally:
-        sup.restore_signal_handlers()
+        lock.release()
 
 
 def _engine_check(engine, stale_s: float):
