@@ -247,6 +247,9 @@ class MqttConfig(Section):
     """Home Assistant MQTT discovery."""
     publish_snapshots: bool = False
     """Also publish each sighting's JPEG snapshot (retained) on <prefix>/<station>/<stream>/snapshot."""
+    max_packet_bytes: Annotated[int, Field(ge=1024)] | None = None
+    """The broker's largest accepted packet, for brokers that do not announce it (MQTT 3.1.1; an MQTT 5
+    broker's own announcement is always used). Snapshots are shrunk to fit; other messages over it are set aside."""
     password: SkipJsonSchema[SecretStr | None] = Field(default=None, exclude=True)
 
 

@@ -5,10 +5,15 @@ rows to paho (row order is send order, so per-sighting order holds), and deletes
 PUBACK arrives. paho's own loop thread does the network and reconnects with backoff.
 
 After a lost connection this sink re-sends every unacknowledged row itself, oldest first, with new
-message ids. paho re-sends its own copies too, but only after calling on_connect, so a window
-re-filled from on_connect could overtake them; re-sending from the oldest row keeps the first
-arrival of every message in row order. The price is duplicates, which QoS 1 allows anyway and
+message ids, and drops paho's own copies in on_connect (before paho would re-send them): a copy
+paho kept re-sending would bring a message the broker refuses (one over its packet limit) back on
+every connection, past any decision to set it aside. QoS 1 still allows duplicates, which
 subscribers drop by ``(id, seq)``. After a restart the whole outbox is sent from its first row.
+
+Packet limits: an MQTT 5 broker's Maximum-Packet-Size (CONNACK) or ``max_packet_bytes`` bounds what
+is sent; snapshots are shrunk to fit, other messages over it are set aside. A broker that announces
+nothing and just drops the connection is found out by sending one row at a time after a loss: a row
+alone in flight at three losses in a row is set aside (``fit.Refusals``), and later rows go on.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from birdstream.errors import PublishError
 from birdstream.publish import discovery, metrics
+from birdstream.publish.fit import PacketFit, Refusals, max_packet_size
 from birdstream.publish.options import MqttOptions, resolve_password
 from birdstream.publish.outbox import OutMessage, Outbox
 from birdstream.publish.payload import OFFLINE, ONLINE, Topics, encode
@@ -98,6 +104,8 @@ class MqttSink:
         self._unstored = 0  # queue items taken but not yet committed to the outbox
         self._losses = 0  # connection losses seen by paho's thread
         self._losses_handled = 0
+        self._fit = PacketFit(options.max_packet_bytes, v5=options.protocol == "5")
+        self._refusals = Refusals()
         self._thread = threading.Thread(target=self._run, name="publish:mqtt", daemon=True)
         self.client = self._make_client()
 
@@ -241,6 +249,8 @@ class MqttSink:
                 f" (retrying; events wait in the outbox)"
             )
             return
+        self._fit.broker_max = max_packet_size(props)
+        client.drop_out_messages()  # the sink re-sends every unacknowledged row itself (module notes)
         self._connected = True
         self._problem = None
         metrics.MQTT_CONNECTS.inc()
@@ -305,8 +315,17 @@ class MqttSink:
         if self._losses != self._losses_handled:
             self._losses_handled = self._losses
             if self._inflight:  # resend from the oldest unacknowledged row (see the module notes)
-                self._cursor = min(self._inflight.values()) - 1
+                rows = sorted(self._inflight.values())
+                self._cursor = rows[0] - 1
                 self._inflight.clear()
+                refused = self._refusals.lost(rows)
+                if refused is not None:
+                    rows = [row for row in self.outbox.after(refused - 1, 1) if row.id == refused]
+                    topic = rows[0].topic if rows else ""
+                    if rows:
+                        self._fit.refused(rows[0].topic, rows[0].payload)
+                    self._set_aside(refused, "refused", f"the broker dropped the connection at each of "
+                                                        f"{self._refusals.limit} tries to send it", topic)
         self._apply_control()
         if self._connected:
             self._fill_window()
@@ -371,6 +390,7 @@ class MqttSink:
             row_id = self._inflight.pop(mid, None)
             if row_id is None:
                 continue  # status / discovery messages are not in the outbox
+            self._refusals.delivered(row_id)
             if getattr(reason, "is_failure", False):
                 metrics.OUTBOX_DROPPED.labels(reason="rejected").inc()
                 log.error("MQTT broker %s rejected a message (%s); dropped", self.options.endpoint, reason)
@@ -404,13 +424,31 @@ class MqttSink:
                 for topic, doc in discovery.documents(self.topics, stream, self.options.discovery_prefix).items():
                     self.client.publish(topic, encode(doc), qos=1, retain=True)
 
+    def _set_aside(self, row_id: int, reason: str, why: str, topic: str = "") -> None:
+        try:
+            self.outbox.set_aside(row_id, reason)
+        except sqlite3.Error as err:
+            log.error("outbox %s: cannot set message %d aside (%s)", self.outbox.path, row_id, err)
+            return
+        metrics.OUTBOX_SET_ASIDE.labels(reason=reason).inc()
+        log.error("MQTT broker %s cannot take outbox message %d%s: %s; set aside (table 'aside' of %s), "
+                  "later messages go on", self.options.endpoint, row_id, f" to {topic}" if topic else "",
+                  why, self.outbox.path)
+
     def _fill_window(self) -> None:
-        room = self.options.max_inflight - len(self._inflight)
+        window = self._refusals.window(self._cursor, self.options.max_inflight)
+        room = window - len(self._inflight)
         if room <= 0:
             return
         for row in self.outbox.after(self._cursor, room):
+            payload = self._fit.fitted(row.topic, row.payload)
+            if payload is None:
+                self._set_aside(row.id, "too_large", f"{len(row.payload)} bytes is over its packet limit of "
+                                                     f"{self._fit.limit} bytes", row.topic)
+                self._cursor = row.id
+                continue
             try:
-                info = self.client.publish(row.topic, row.payload, qos=1, retain=row.retain)
+                info = self.client.publish(row.topic, payload, qos=1, retain=row.retain)
             except ValueError as err:  # e.g. a payload over the protocol's limit: it can never go
                 metrics.OUTBOX_DROPPED.labels(reason="invalid").inc()
                 log.error("cannot publish to %s (%s); dropped from the outbox", row.topic, err)
@@ -422,3 +460,4 @@ class MqttSink:
                 return
             self._inflight[info.mid] = row.id
             self._cursor = row.id
+

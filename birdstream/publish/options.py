@@ -38,6 +38,7 @@ class MqttOptions:
     publish_snapshots: bool = False  # JPEG of the best frame on P/S/C/snapshot (retained)
     discovery: bool = True  # Home Assistant MQTT discovery
     discovery_prefix: str = "homeassistant"
+    max_packet_bytes: int | None = None  # the broker's packet limit when it does not announce one (3.1.1)
 
     def __post_init__(self) -> None:
         if self.protocol not in ("5", "3.1.1"):

@@ -35,7 +35,16 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_key ON outbox(key) WHERE key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS outbox_created ON outbox(created);
+CREATE TABLE IF NOT EXISTS aside (
+    id INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    retain INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    created REAL NOT NULL
+);
 """
+_ASIDE_KEEP = 1000  # set-aside messages kept for an operator to look at; the oldest go first
 _AGE_CHECK_EVERY_S = 60.0
 
 
@@ -125,6 +134,17 @@ class Outbox:
             return
         with self._tx() as db:
             n = db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids]).rowcount
+        self._count = max(0, self._count - max(n, 0))
+        metrics.OUTBOX_BACKLOG.set(self._count)
+
+    def set_aside(self, row_id: int, reason: str) -> None:
+        """Move a row the broker cannot take into the ``aside`` table (kept for inspection, never resent)."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO aside (id, topic, payload, retain, reason, created) "
+                       "SELECT id, topic, payload, retain, ?, created FROM outbox WHERE id = ?", (reason, row_id))
+            n = db.execute("DELETE FROM outbox WHERE id = ?", (row_id,)).rowcount
+            db.execute("DELETE FROM aside WHERE id NOT IN (SELECT id FROM aside ORDER BY id DESC LIMIT ?)",
+                       (_ASIDE_KEEP,))
         self._count = max(0, self._count - max(n, 0))
         metrics.OUTBOX_BACKLOG.set(self._count)
 

@@ -95,6 +95,7 @@ def publisher(config: Config) -> Publisher:
             publish_snapshots=m.publish_snapshots,
             discovery=m.ha_discovery.enabled,
             discovery_prefix=m.ha_discovery.prefix,
+            max_packet_bytes=m.max_packet_bytes,
         )
     s = config.snapshots
     return Publisher(
