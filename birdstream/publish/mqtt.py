@@ -37,7 +37,7 @@ from birdstream.errors import PublishError
 from birdstream.publish import discovery, metrics
 from birdstream.publish.fit import PacketFit, Refusals, max_packet_size
 from birdstream.publish.options import MqttOptions, resolve_password
-from birdstream.publish.outbox import OutMessage, Outbox
+from birdstream.publish.outbox import OutMessage, Outbox, is_corrupt
 from birdstream.publish.payload import OFFLINE, ONLINE, Topics, encode
 from birdstream.publish.sinks import wait_queue_done
 
@@ -104,6 +104,7 @@ class MqttSink:
         self._unstored = 0  # queue items taken but not yet committed to the outbox
         self._losses = 0  # connection losses seen by paho's thread
         self._losses_handled = 0
+        self._step_error: str | None = None
         self._fit = PacketFit(options.max_packet_bytes, v5=options.protocol == "5")
         self._refusals = Refusals()
         self._thread = threading.Thread(target=self._run, name="publish:mqtt", daemon=True)
@@ -297,11 +298,34 @@ class MqttSink:
             self._wake.clear()
             try:
                 self._step()
-            except Exception:  # noqa: BLE001 - keep the sink alive; the outbox keeps the messages
-                metrics.SINK_ERRORS.labels(sink="mqtt").inc()
-                log.exception("MQTT sink step failed")
+                self._step_error = None
+            except sqlite3.DatabaseError as err:
+                if is_corrupt(err):
+                    self._outbox_corrupt(err)
+                else:
+                    self._step_failed(err)
+            except Exception as err:  # noqa: BLE001 - keep the sink alive; the outbox keeps the messages
+                self._step_failed(err)
             if self._closing and self._done_closing():
                 return
+
+    def _step_failed(self, err: Exception) -> None:
+        """The traceback once per distinct error, not every half second for as long as it lasts."""
+        metrics.SINK_ERRORS.labels(sink="mqtt").inc()
+        text = f"{type(err).__name__}: {err}"
+        if text != self._step_error:
+            self._step_error = text
+            log.exception("MQTT sink step failed (logged once while it keeps failing the same way)")
+
+    def _outbox_corrupt(self, err: sqlite3.DatabaseError) -> None:
+        """Corrupt under the running daemon: a fresh outbox (the outbox logs it), sent from its first row."""
+        try:
+            self.outbox.recover(err)
+        except Exception as again:  # noqa: BLE001 - the broker still gets what is in memory
+            self._step_failed(again)
+            return
+        self._cursor = 0
+        self._inflight.clear()
 
     def _done_closing(self) -> bool:
         if time.monotonic() >= self._deadline:
@@ -350,6 +374,8 @@ class MqttSink:
             self._unstored = 0
         except sqlite3.Error as err:
             self._pending = batch  # kept in memory and retried: the disk may come back
+            if is_corrupt(err):
+                raise  # the sink thread replaces the outbox, then stores them
             metrics.SINK_ERRORS.labels(sink="outbox").inc()
             if not self._store_failed:
                 log.error("outbox %s: cannot store %d message(s) (%s); sending them from memory meanwhile",
@@ -401,6 +427,8 @@ class MqttSink:
             self.outbox.delete(done)
             self._delete_failed = False
         except sqlite3.Error as err:  # they stay and go again after a restart: duplicates, not losses
+            if is_corrupt(err):
+                raise
             metrics.SINK_ERRORS.labels(sink="outbox").inc()
             if not self._delete_failed:
                 log.error("outbox %s: cannot remove delivered messages (%s); they may be sent twice",

@@ -5,6 +5,11 @@ but may roll back the last commits on power loss, and a field station's power do
 fsync per sighting event is cheap at the rate sightings happen. Deletions are batched per ack round
 (losing one only means a duplicate, which subscribers drop by ``(id, seq)``).
 
+A corrupt file (a power cut on a cheap SD card) is found at open (``PRAGMA quick_check``) and at run
+time (SQLITE_CORRUPT / SQLITE_NOTADB from any statement): it is moved aside as
+``outbox.sqlite3.corrupt-<UTC time>`` with one log line, the rows still readable are copied into a
+fresh outbox, and delivery goes on; ``corrupted`` says what happened for health and metrics.
+
 Rows with a ``key`` (retained, latest-wins topics such as ``P/S/C/last``) replace older rows with the
 same key, so a day-long outage leaves one pending stream status, not thousands.
 """
@@ -12,6 +17,7 @@ same key, so a day-long outage leaves one pending stream status, not thousands.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -44,6 +50,7 @@ CREATE TABLE IF NOT EXISTS aside (
     created REAL NOT NULL
 );
 """
+_CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 _ASIDE_KEEP = 1000  # set-aside messages kept for an operator to look at; the oldest go first
 _AGE_CHECK_EVERY_S = 60.0
 
@@ -73,19 +80,80 @@ class Outbox:
         self._clock = clock
         self._count = 0
         self._next_age_check = 0.0
+        self.corrupted: str | None = None  # one line about the last corrupt file moved aside
+        if options.synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
+            raise PublishError(f"outbox.synchronous: {options.synchronous!r} is not NORMAL, FULL or EXTRA")
         try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            sync = options.synchronous.upper()
-            if sync not in ("NORMAL", "FULL", "EXTRA"):
-                raise PublishError(f"outbox.synchronous: {options.synchronous!r} is not NORMAL, FULL or EXTRA")
-            self._db.execute(f"PRAGMA synchronous={sync}")
-            self._db.executescript(_SCHEMA)
-            self._count = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
-        except sqlite3.Error as err:
-            raise PublishError(f"outbox {self.path}: cannot open ({err})") from None
+            self._db = self._connect(check=True)
+        except sqlite3.DatabaseError as err:
+            if not is_corrupt(err):
+                raise PublishError(f"outbox {self.path}: cannot open ({err})") from None
+            self.recover(err)
         self._expire()
         metrics.OUTBOX_BACKLOG.set(self._count)
+
+    def _connect(self, *, check: bool) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={self.options.synchronous.upper()}")
+            if check:
+                verdict = " ".join(str(db.execute("PRAGMA quick_check(1)").fetchone()[0]).split())
+                if verdict != "ok":
+                    err = sqlite3.DatabaseError(f"database disk image is malformed ({verdict})")
+                    err.sqlite_errorcode = 11  # type: ignore[attr-defined]
+                    raise err
+            db.executescript(_SCHEMA)
+            self._count = int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def recover(self, err: BaseException) -> Path:
+        """The file is corrupt: move it aside, start a fresh outbox with the rows still readable."""
+        old = getattr(self, "_db", None)
+        if old is not None:
+            try:
+                old.close()
+            except sqlite3.Error:
+                pass
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{self.path}{suffix}")
+            if src.exists():
+                os.replace(src, f"{aside}{suffix}")
+        try:
+            self._db = self._connect(check=False)
+        except sqlite3.Error as again:
+            raise PublishError(f"outbox {self.path}: cannot start a fresh outbox ({again})") from None
+        saved = self._salvage(aside)
+        metrics.OUTBOX_CORRUPT.inc()
+        self.corrupted = (f"outbox {self.path} was corrupt ({err}); moved aside to {aside.name}, "
+                          f"{saved} undelivered message(s) saved from it, a fresh outbox started "
+                          f"at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
+        log.error("%s", self.corrupted)
+        metrics.OUTBOX_BACKLOG.set(self._count)
+        return aside
+
+    def _salvage(self, aside: Path) -> int:
+        """Copy the rows of the corrupt file that can still be read, in order, until the first bad page."""
+        saved: list[tuple[object, ...]] = []
+        try:
+            src = sqlite3.connect(f"file:{aside}?mode=ro", uri=True)
+            try:
+                for row in src.execute("SELECT topic, payload, retain, key, created FROM outbox ORDER BY id"):
+                    saved.append(tuple(row))
+            finally:
+                src.close()
+        except sqlite3.Error:
+            pass  # what was read before the damage is kept
+        if saved:
+            with self._tx() as db:
+                db.executemany("INSERT INTO outbox (topic, payload, retain, key, created) VALUES (?, ?, ?, ?, ?)",
+                               saved)
+            self._count += len(saved)
+        return len(saved)
 
     def __len__(self) -> int:
         return self._count
@@ -171,6 +239,16 @@ class Outbox:
             self._db.close()
         except sqlite3.Error:
             log.exception("closing outbox %s", self.path)
+
+
+def is_corrupt(err: BaseException) -> bool:
+    """A SQLite error that says the file itself is damaged (not a full disk or a lock)."""
+    if not isinstance(err, sqlite3.DatabaseError):
+        return False
+    if getattr(err, "sqlite_errorcode", None) in _CORRUPT_CODES:
+        return True
+    text = str(err)
+    return "malformed" in text or "not a database" in text
 
 
 class _Transaction:

@@ -189,6 +189,11 @@ class Publisher:
     def connected(self) -> bool:
         return self._mqtt is not None and self._mqtt.connected
 
+    @property
+    def outbox_notice(self) -> str | None:
+        """One line when a corrupt outbox was moved aside during this run (for health), else None."""
+        return self._mqtt.outbox.corrupted if self._mqtt is not None else None
+
     def _note_stream(self, stream: str) -> None:
         if stream in self._known_streams or self._mqtt is None:
             return

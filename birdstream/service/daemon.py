@@ -108,6 +108,7 @@ def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
     sup.add_check("engine", _engine_check(engine, config.service.watchdog_stale_s))
     sup.add_fatal_check("engine", lambda: f"engine failed: {engine.error}" if engine.error else None)
     sup.watch_streams(pipeline.statuses)
+    sup.add_notice("outbox", lambda: publisher.outbox_notice)
     state = {"config": config}
 
     def apply(new: Config, diff: ConfigDiff) -> None:
