@@ -56,9 +56,12 @@ def _engine_check(engine, stale_s: float):
 def _end_unfinished(config: Config, publisher) -> None:
     """Publish the ends that a killed previous run owes (its open sightings), before new events."""
     from birdstream.publish.jsonl import FILE_NAME
+    from birdstream.publish.publisher import OUTBOX_FILE
     from birdstream.publish.recovery import closing_events
 
-    events = closing_events(Path(config.state_dir) / FILE_NAME, config.station)
+    state = Path(config.state_dir)
+    outbox = state / OUTBOX_FILE if config.mqtt.enabled else None  # events the log may have lost
+    events = closing_events(state / FILE_NAME, config.station, outbox)
     for event in events:
         publisher.publish(event)
     if events:
