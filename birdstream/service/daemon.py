@@ -75,6 +75,7 @@ def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
     from birdstream.engine.classifier import Classifier
     from birdstream.model.speed import SpeedOptions, configure_threads
     from birdstream.station.live import LivePipeline
+    from birdstream.station.metrics import forget_stream_metrics
     from birdstream.station import wiring
 
     configure_threads(config.model.threads)
@@ -120,6 +121,7 @@ def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
         pipeline.apply(new, added=diff.added, removed=diff.removed, changed=diff.changed)
         for stream_id in diff.removed:
             publisher.forget_stream(stream_id)  # after its open sighting ended: clears its retained topics
+            forget_stream_metrics(stream_id)  # after its last event: nothing re-creates its series
         state["config"] = new
 
     if config_path is not None:
