@@ -10,6 +10,11 @@ time (SQLITE_CORRUPT / SQLITE_NOTADB from any statement): it is moved aside as
 ``outbox.sqlite3.corrupt-<UTC time>`` with one log line, the rows still readable are copied into a
 fresh outbox, and delivery goes on; ``corrupted`` says what happened for health and metrics.
 
+Ages follow the monotonic clock: a station without a real-time clock boots with a stale wall clock
+and NTP then jumps it by months. When the wall clock jumps under the running daemon, the stored
+creation times move with it (a jump forward must not expire the backlog, a jump back must not keep
+it for ever); rows stamped in the future at open (the clock went back while stopped) count from then.
+
 Rows with a ``key`` (retained, latest-wins topics such as ``P/S/C/last``) replace older rows with the
 same key, so a day-long outage leaves one pending stream status, not thousands.
 """
@@ -53,6 +58,7 @@ CREATE TABLE IF NOT EXISTS aside (
 _CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 _ASIDE_KEEP = 1000  # set-aside messages kept for an operator to look at; the oldest go first
 _AGE_CHECK_EVERY_S = 60.0
+_JUMP_S = 5.0  # a wall-clock step larger than this (NTP slewing stays far below) is a jump
 
 
 @dataclass(frozen=True)
@@ -74,10 +80,13 @@ class Row:
 class Outbox:
     """One SQLite file; used by one thread at a time (the MQTT sink's)."""
 
-    def __init__(self, path: Path, options: OutboxOptions, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: Path, options: OutboxOptions, *, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.path = Path(path)
         self.options = options
         self._clock = clock
+        self._mono = monotonic
+        self._offset = clock() - monotonic()  # wall minus monotonic; changes only when the wall clock jumps
         self._count = 0
         self._next_age_check = 0.0
         self.corrupted: str | None = None  # one line about the last corrupt file moved aside
@@ -89,8 +98,30 @@ class Outbox:
             if not is_corrupt(err):
                 raise PublishError(f"outbox {self.path}: cannot open ({err})") from None
             self.recover(err)
-        self._expire()
+        self._from_the_future()
+        self._expire(self._clock())
         metrics.OUTBOX_BACKLOG.set(self._count)
+
+    def _from_the_future(self) -> None:
+        now = self._clock()
+        with self._tx() as db:
+            n = db.execute("UPDATE outbox SET created = ? WHERE created > ?", (now, now + 3600.0)).rowcount
+        if n > 0:
+            log.warning("outbox %s: %d message(s) were stamped after the current time (the clock went back); "
+                        "their age counts from now", self.path, n)
+
+    def _follow_clock(self) -> float:
+        """The wall time now; after a wall-clock jump, the stored creation times are moved by the jump."""
+        now = self._clock()
+        offset = now - self._mono()
+        jump = offset - self._offset
+        if abs(jump) > _JUMP_S:
+            with self._tx() as db:
+                db.execute("UPDATE outbox SET created = created + ?", (jump,))
+            self._offset = offset
+            log.warning("outbox %s: the wall clock jumped by %+.0f s; message ages are kept as they were",
+                        self.path, jump)
+        return now
 
     def _connect(self, *, check: bool) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -160,7 +191,7 @@ class Outbox:
 
     def put(self, messages: Sequence[OutMessage]) -> list[int]:
         """Store messages in one transaction (in order); return their row ids."""
-        now = self._clock()
+        now = self._follow_clock()
         ids: list[int] = []
         count = self._count  # applied only once committed: a failed put (disk full) changes nothing
         with self._tx() as db:
@@ -184,8 +215,8 @@ class Outbox:
                 "outbox %s full (%d messages): dropped the %d oldest undelivered message(s)",
                 self.path, self.options.max_messages, over,
             )
-        if now >= self._next_age_check:
-            self._expire()
+        if self._mono() >= self._next_age_check:
+            self._expire(now)
         metrics.OUTBOX_BACKLOG.set(self._count)
         return ids
 
@@ -216,9 +247,8 @@ class Outbox:
         self._count = max(0, self._count - max(n, 0))
         metrics.OUTBOX_BACKLOG.set(self._count)
 
-    def _expire(self) -> None:
-        now = self._clock()
-        self._next_age_check = now + _AGE_CHECK_EVERY_S
+    def _expire(self, now: float) -> None:
+        self._next_age_check = self._mono() + _AGE_CHECK_EVERY_S
         cutoff = now - self.options.max_age_days * 86400.0
         with self._tx() as db:
             n = db.execute("DELETE FROM outbox WHERE created < ?", (cutoff,)).rowcount
