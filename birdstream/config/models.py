@@ -205,7 +205,9 @@ class TlsConfig(Section):
     key_file: ConfigPath | None = None
     """Client private key (PEM) for cert_file."""
     insecure: bool = False
-    """Do not verify the broker's certificate or host name (testing only)."""
+    """Skip only the check that the broker's certificate names mqtt.host (it must still be signed by ca_file or a
+    system CA); for a broker reached by an address its certificate does not list. Lets a holder of any such
+    certificate pose as the broker."""
 
     @model_validator(mode="after")
     def _check(self) -> TlsConfig:

@@ -19,6 +19,7 @@ alone in flight at three losses in a row is set aside (``fit.Refusals``), and la
 from __future__ import annotations
 
 import collections
+import ipaddress
 import logging
 import queue
 import secrets
@@ -124,6 +125,9 @@ class MqttSink:
         password = resolve_password(opts)
         if opts.username is not None or password is not None:
             client.username_pw_set(opts.username or "", password)
+        if password and opts.tls is None and not _loopback(opts.host):
+            log.warning("MQTT broker %s: the password goes over plain TCP, readable by anyone on the network "
+                        "between here and the broker; enable mqtt.tls", opts.endpoint)
         if opts.tls is not None:
             tls = opts.tls
             for name, path in (("ca_file", tls.ca_file), ("cert_file", tls.cert_file), ("key_file", tls.key_file)):
@@ -489,3 +493,12 @@ class MqttSink:
             self._inflight[info.mid] = row.id
             self._cursor = row.id
 
+
+def _loopback(host: str) -> bool:
+    """A broker on this machine: a plain-TCP password never crosses a network."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -17,7 +17,7 @@ class TlsOptions:
     ca_file: Path | None = None
     cert_file: Path | None = None  # client certificate (mutual TLS)
     key_file: Path | None = None
-    insecure: bool = False  # skip hostname verification (self-signed lab brokers only)
+    insecure: bool = False  # skip the host name check only; the chain is still verified against ca_file
 
 
 @dataclass(frozen=True)
