@@ -19,12 +19,9 @@ alone in flight at three losses in a row is set aside (``fit.Refusals``), and la
 from __future__ import annotations
 
 import collections
-import ipaddress
 import logging
 import queue
-import secrets
 import sqlite3
-import ssl
 import threading
 import time
 from collections.abc import Sequence
@@ -32,41 +29,19 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 
-from birdstream.errors import PublishError
 from birdstream.publish import discovery, metrics
+from birdstream.publish.client import CLIENT_ID_FILE, build_client, stable_client_id
 from birdstream.publish.fit import PacketFit, Refusals, max_packet_size
-from birdstream.publish.options import MqttOptions, resolve_password
+from birdstream.publish.options import MqttOptions
 from birdstream.publish.outbox import OutMessage, Outbox, is_corrupt
 from birdstream.publish.payload import OFFLINE, ONLINE, Topics, encode
 from birdstream.publish.sinks import wait_queue_done
 
 log = logging.getLogger(__name__)
 
-CLIENT_ID_FILE = "mqtt-client-id"
-
-
-def stable_client_id(state_dir: Path, station: str, configured: str | None = None) -> str:
-    """The configured id, else ``birdstream-<station>-<random>`` made once and kept in state_dir."""
-    if configured:
-        return configured
-    path = Path(state_dir) / CLIENT_ID_FILE
-    try:
-        existing = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        existing = ""
-    except OSError as err:
-        raise PublishError(f"MQTT client id file {path}: cannot read ({err.strerror or err})") from None
-    if existing:
-        return existing
-    cid = f"birdstream-{station}-{secrets.token_hex(4)}"
-    try:
-        path.write_text(cid + "\n", encoding="utf-8")
-    except OSError as err:
-        raise PublishError(f"MQTT client id file {path}: cannot write ({err.strerror or err})") from None
-    return cid
-
+__all__ = ["CLIENT_ID_FILE", "MqttSink", "stable_client_id"]
 
 class MqttSink:
     """Connection, outbox draining, Last Will and Home Assistant discovery for one station."""
@@ -102,6 +77,7 @@ class MqttSink:
         self._store_failed = False
         self._delete_failed = False
         self._volatile_sent = 0  # messages sent from memory while the outbox could not store them
+        self._volatile_inflight: dict[int, OutMessage] = {}  # paho mid -> such a message, until its PUBACK
         self._unstored = 0  # queue items taken but not yet committed to the outbox
         self._losses = 0  # connection losses seen by paho's thread
         self._losses_handled = 0
@@ -113,39 +89,7 @@ class MqttSink:
 
     # -- setup ---------------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
-        opts = self.options
-        v5 = opts.protocol == "5"
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else True,
-        )
-        client.will_set(self.topics.status, OFFLINE, qos=1, retain=True)
-        password = resolve_password(opts)
-        if opts.username is not None or password is not None:
-            client.username_pw_set(opts.username or "", password)
-        if password and opts.tls is None and not _loopback(opts.host):
-            log.warning("MQTT broker %s: the password goes over plain TCP, readable by anyone on the network "
-                        "between here and the broker; enable mqtt.tls", opts.endpoint)
-        if opts.tls is not None:
-            tls = opts.tls
-            for name, path in (("ca_file", tls.ca_file), ("cert_file", tls.cert_file), ("key_file", tls.key_file)):
-                if path is not None and not Path(path).is_file():
-                    raise PublishError(f"mqtt.tls.{name}: {path} does not exist")
-            try:
-                client.tls_set(
-                    ca_certs=str(tls.ca_file) if tls.ca_file else None,
-                    certfile=str(tls.cert_file) if tls.cert_file else None,
-                    keyfile=str(tls.key_file) if tls.key_file else None,
-                    cert_reqs=ssl.CERT_REQUIRED,
-                )
-            except (ssl.SSLError, OSError, ValueError) as err:
-                raise PublishError(f"mqtt.tls: cannot load the certificates ({err})") from None
-            client.tls_insecure_set(tls.insecure)
-        client.reconnect_delay_set(opts.reconnect_min_s, opts.reconnect_max_s)  # type: ignore[arg-type]
-        client.max_inflight_messages_set(opts.max_inflight + 16)  # room for status and discovery
-        client.max_queued_messages_set(0)
+        client = build_client(self.options, self.client_id, self.topics.status)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -342,6 +286,9 @@ class MqttSink:
         self._apply_acks()
         if self._losses != self._losses_handled:
             self._losses_handled = self._losses
+            if self._volatile_inflight:  # paho's copies are dropped in on_connect: they go again from here
+                self._pending[:0] = list(self._volatile_inflight.values())  # in the order sent
+                self._volatile_inflight.clear()
             if self._inflight:  # resend from the oldest unacknowledged row (see the module notes)
                 rows = sorted(self._inflight.values())
                 self._cursor = rows[0] - 1
@@ -400,7 +347,8 @@ class MqttSink:
         """The outbox cannot store (disk full, read-only card): deliver from memory rather than not at all.
 
         Only after every stored row went out, so order holds. These messages are not durable: a
-        crash before their PUBACK loses them from MQTT (sightings.jsonl, if writable, has them).
+        crash before their PUBACK loses them from MQTT (sightings.jsonl, if writable, has them); a lost
+        connection puts the unacknowledged ones back in front of the pending ones.
         """
         if not (self._store_failed and self._pending) or self.outbox.after(self._cursor, 1):
             return
@@ -409,6 +357,7 @@ class MqttSink:
             info = self.client.publish(msg.topic, msg.payload, qos=1, retain=msg.retain)
             if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
                 break
+            self._volatile_inflight[info.mid] = msg
             sent += 1
         del self._pending[:sent]
         self._volatile_sent += sent
@@ -419,6 +368,7 @@ class MqttSink:
             mid, reason = self._acks.popleft()
             row_id = self._inflight.pop(mid, None)
             if row_id is None:
+                self._volatile_inflight.pop(mid, None)
                 continue  # status / discovery messages are not in the outbox
             self._refusals.delivered(row_id)
             if getattr(reason, "is_failure", False):
@@ -493,12 +443,3 @@ class MqttSink:
             self._inflight[info.mid] = row.id
             self._cursor = row.id
 
-
-def _loopback(host: str) -> bool:
-    """A broker on this machine: a plain-TCP password never crosses a network."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

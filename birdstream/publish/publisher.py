@@ -167,7 +167,9 @@ class Publisher:
         Assistant entities, after its last events (waits up to ``timeout`` for the snapshot queue)."""
         if not self._started or self._closed or self._mqtt is None:
             return
-        if self._snapshot_sink is not None and not self._snapshot_sink.wait_idle(time.monotonic() + timeout):
+        deadline = time.monotonic() + timeout
+        # Its last events reach the outbox through the snapshot and then the log thread.
+        if not all(sink.wait_idle(deadline) for sink in (self._snapshot_sink, self._jsonl_sink) if sink is not None):
             log.warning("stream %s: its last events are still queued; clearing its retained topics anyway", stream)
         with self._lock:
             self._known_streams.discard(stream)
