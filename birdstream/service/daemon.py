@@ -22,9 +22,11 @@ log = logging.getLogger(__name__)
 
 def run_daemon(config: Config, config_path: Path | None = None, *, supervisor: Supervisor | None = None) -> int:
     """Run every configured stream until SIGTERM/SIGINT; returns the process exit code."""
-    # Owner-only state files (outbox, log, snapshots, client id) also outside systemd's UMask=;
-    # a stricter umask the caller set is kept.
-    os.umask(os.umask(0o077) | 0o077)
+    # Owner-only state files (outbox, log, snapshots, client id) also outside systemd (a shell's or
+    # Docker's umask 022 would make them world-readable); under systemd the unit's UMask= rules
+    # (INVOCATION_ID is set for every unit it starts). A stricter umask the caller set is kept.
+    if "INVOCATION_ID" not in os.environ:
+        os.umask(os.umask(0o077) | 0o077)
     lock = StateLock(config.state_dir).acquire()  # StateDirBusy: one line, exit 1, nothing touched
     try:
         sup = supervisor or Supervisor.from_config(config)

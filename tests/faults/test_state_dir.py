@@ -56,3 +56,19 @@ def test_state_files_are_owner_only_without_systemd(
     for path in made:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode & 0o077 == 0, f"{path.relative_to(state)} is {oct(mode)}"
+
+
+
+def test_under_systemd_the_units_umask_rules(daemons: Callable[..., Daemon], broker: Mosquitto,
+                                             visits: Path) -> None:
+    # systemd sets INVOCATION_ID for every unit; the unit's UMask=0027 lets the service group read.
+    daemon = daemons([stream_entry("cam", visits)], mqtt_port=broker.port, env={"INVOCATION_ID": "0" * 32})
+    old = os.umask(0o027)
+    try:
+        daemon.start()
+    finally:
+        os.umask(old)
+    with daemon:
+        daemon.wait_events(lambda evs: any(e["event"] == "end" for e in evs), timeout=90)
+        assert daemon.terminate() == 0
+    assert stat.S_IMODE(daemon.jsonl_path.stat().st_mode) == 0o640
