@@ -3,7 +3,10 @@
 #   CUDA:           docker build -t birdstream:cuda --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu126 .
 #                   docker run --gpus all ...   (needs the NVIDIA Container Toolkit on the host)
 # torch's CUDA wheels carry their own CUDA runtime, so the slim base serves both; BASE_IMAGE can
-# still be swapped for another Debian-based Python 3.11+ image.
+# still be swapped for another Debian-based Python 3.11+ image. For a reproducible image, pin it by
+# digest: --build-arg BASE_IMAGE=python:3.11-slim-bookworm@sha256:<digest> (the digest of the tag
+# today: `docker buildx imagetools inspect python:3.11-slim-bookworm`). Python dependencies are
+# pinned by constraints.txt (the versions the tests passed with; regenerate with .ci/constraints.py).
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
@@ -14,9 +17,9 @@ ENV PIP_NO_CACHE_DIR=1 \
     PATH=/opt/birdstream/bin:$PATH
 RUN python -m venv /opt/birdstream \
     && pip install --index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}"
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml README.md constraints.txt /src/
 COPY birdstream /src/birdstream
-RUN pip install /src \
+RUN pip install -c /src/constraints.txt /src \
     && birdstream check-config --schema > /dev/null
 
 FROM ${BASE_IMAGE}

@@ -229,7 +229,9 @@ class TlsConfig(Section):
     key_file: ConfigPath | None = None
     """Client private key (PEM) for cert_file."""
     insecure: bool = False
-    """Do not verify the broker's certificate or host name (testing only)."""
+    """Skip only the check that the broker's certificate names mqtt.host (it must still be signed by ca_file or a
+    system CA); for a broker reached by an address its certificate does not list. Lets a holder of any such
+    certificate pose as the broker."""
 
     @model_validator(mode="after")
     def _check(self) -> TlsConfig:
@@ -271,6 +273,9 @@ class MqttConfig(Section):
     """Home Assistant MQTT discovery."""
     publish_snapshots: bool = False
     """Also publish each sighting's JPEG snapshot (retained) on <prefix>/<station>/<stream>/snapshot."""
+    max_packet_bytes: Annotated[int, Field(ge=1024)] | None = None
+    """The broker's largest accepted packet, for brokers that do not announce it (MQTT 3.1.1; an MQTT 5
+    broker's own announcement is always used). Snapshots are shrunk to fit; other messages over it are set aside."""
     password: SkipJsonSchema[SecretStr | None] = Field(default=None, exclude=True)
 
 
@@ -286,6 +291,9 @@ class LogConfig(Section):
     """state_dir/sightings.jsonl is rotated at this size."""
     backup_count: Annotated[int, Field(ge=0, le=1000)] = 10
     """Rotated files kept (sightings.jsonl.1 ... .N)."""
+    fsync: bool = True
+    """fsync each line of sightings.jsonl before its event enters the MQTT outbox, so a power cut never leaves
+    the broker with events the log lost (one fsync per event; false = flush to the OS only)."""
 
 
 class SnapshotsConfig(Section):

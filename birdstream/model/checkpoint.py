@@ -1,7 +1,10 @@
 """Reading Birder ``.pt`` checkpoints safely and building the network they describe.
 
 A checkpoint is untrusted input: it is read with ``torch.load(weights_only=True)``, which refuses
-to unpickle anything but tensors and plain containers, so a crafted pickle cannot run code.
+to unpickle anything but tensors and plain containers, so a crafted pickle cannot run code. That
+loader had published bypasses before torch 2.10, so older versions are refused here as well as in
+the package's requirements. The network a checkpoint's ``config`` describes is sized before it is
+built: a config that asks for more weights than the file holds is refused before any allocation.
 """
 
 from __future__ import annotations
@@ -22,6 +25,19 @@ from birdstream.model.vit_parallel import VIT_PARALLEL_S16_18X2_LS_AVG, ViTParal
 logger = logging.getLogger(__name__)
 
 REQUIRED_KEYS = ("state", "signature", "class_to_idx", "rgb_stats")
+SAFE_TORCH = (2, 10)  # weights_only=True below this has published bypasses
+_MAX_PARAMETERS = 2_000_000_000  # no config of this family comes near; a larger one is an attack or an error
+
+
+def check_torch_version(version: str = torch.__version__) -> None:
+    """CheckpointError when torch's safe loader has known bypasses in this version."""
+    try:
+        major, minor = (int(part) for part in version.split("+")[0].split(".")[:2])
+    except ValueError:
+        return  # a development build: newer than any release it is named after
+    if (major, minor) < SAFE_TORCH:
+        raise CheckpointError(f"torch {version}: its weights_only loader has published bypasses; checkpoints "
+                              f"are untrusted input, so install torch>={SAFE_TORCH[0]}.{SAFE_TORCH[1]}")
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise CheckpointError(f"{p}: weights file not found")
     if not p.is_file():
         raise CheckpointError(f"{p}: not a file")
+    check_torch_version()
     try:
         data = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for damaged archives (RuntimeError, IndexError, ...)
@@ -144,12 +161,36 @@ def build_network(ckpt: Checkpoint, config_override: dict[str, Any] | None = Non
     merged = {**VIT_PARALLEL_S16_18X2_LS_AVG, **(ckpt.config or {}), **(config_override or {})}
     try:
         cfg = ViTParallelConfig.from_birder(merged)
+        _check_size(ckpt, cfg)
         net = ViTParallel(ckpt.num_classes, ckpt.size, cfg)
     except (ValueError, TypeError) as err:
         raise CheckpointError(f"{ckpt.path}: unsupported model config ({first_line(err)})") from None
     _check_state(ckpt, net)
     net.load_state_dict(ckpt.state)
     return net
+
+
+def least_parameters(cfg: ViTParallelConfig, num_classes: int, size: tuple[int, int]) -> int:
+    """A lower bound of the network's parameter count (its big matrices only), from the config alone."""
+    values = (cfg.patch_size, cfg.num_layers, cfg.num_heads, cfg.hidden_dim, cfg.mlp_dim, cfg.num_parallel,
+              cfg.num_reg_tokens, num_classes, *size)
+    if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in values) or cfg.patch_size < 1:
+        raise ValueError("sizes must be non-negative integers and patch_size at least 1")
+    d, m = cfg.hidden_dim, cfg.mlp_dim
+    tokens = (size[0] // cfg.patch_size) * (size[1] // cfg.patch_size) + cfg.num_reg_tokens
+    per_branch = 4 * d * d + 2 * d * m  # qkv + proj, fc1 + fc2
+    return (cfg.num_layers * cfg.num_parallel * per_branch + tokens * d + 3 * cfg.patch_size ** 2 * d
+            + d * num_classes)
+
+
+def _check_size(ckpt: Checkpoint, cfg: ViTParallelConfig) -> None:
+    """Refuse, before allocating, a config that asks for more weights than the checkpoint holds."""
+    wanted = least_parameters(cfg, ckpt.num_classes, ckpt.size)
+    held = sum(t.numel() for t in ckpt.state.values())
+    # Within a few times the file (already in memory) building is harmless, and the per-tensor check
+    # that follows names the first mismatching key, which says more than a count.
+    if wanted > min(max(4 * held, 50_000_000), _MAX_PARAMETERS):
+        raise ValueError(f"the config asks for at least {wanted:,} parameters but the file holds {held:,}")
 
 
 def _check_state(ckpt: Checkpoint, net: ViTParallel) -> None:

@@ -87,11 +87,14 @@ def fetch_model_verified(
     except OSError as err:
         raise DownloadError(f"{cache}: cannot create the model cache directory ({err.strerror})") from None
     url = weights.url(base_url or default_base_url())
-    _download(url, target, weights.sha256, progress, timeout_s)
+    _download(url, target, weights.sha256, progress, timeout_s, weights.max_bytes)
     return target, weights.sha256
 
 
-def _download(url: str, target: Path, sha256: str, progress: ProgressCallback | None, timeout_s: float) -> None:
+def _download(url: str, target: Path, sha256: str, progress: ProgressCallback | None, timeout_s: float,
+              max_bytes: int | None = None) -> None:
+    """``max_bytes``: refuse a server that announces or sends more (a wrong URL or a hostile mirror must
+    not fill the disk before the sha256 check could reject it)."""
     shown = redact_url(url)
     logger.info("downloading %s to %s", shown, target)
     try:
@@ -108,9 +111,11 @@ def _download(url: str, target: Path, sha256: str, progress: ProgressCallback | 
                 with urllib.request.urlopen(req, timeout=timeout_s) as resp:
                     length = resp.headers.get("Content-Length")
                     total = int(length) if length and length.isdigit() else None
+                    _check_size(shown, total or 0, max_bytes)
                     if progress is not None:
                         progress(0, total)
                     while chunk := resp.read(1 << 20):
+                        _check_size(shown, received + len(chunk), max_bytes)
                         _write(out, chunk, target)
                         h.update(chunk)
                         received += len(chunk)
@@ -146,6 +151,13 @@ def _download(url: str, target: Path, sha256: str, progress: ProgressCallback | 
         logger.info("saved verified weights %s (%d bytes)", target, received)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _check_size(shown: str, size: int, max_bytes: int | None) -> None:
+    if max_bytes is not None and size > max_bytes:
+        DOWNLOADS.labels("too_large").inc()
+        raise DownloadError(f"{shown}: the server sends more than the published size ({size} > {max_bytes} bytes); "
+                            f"download refused, nothing kept")
 
 
 def _write(out: io.BufferedWriter, chunk: bytes, target: Path) -> None:

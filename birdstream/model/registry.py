@@ -19,6 +19,11 @@ class PublishedWeights:
     resolution: tuple[int, int]
 
     @property
+    def max_bytes(self) -> int:
+        """The most bytes a download may bring: the published size (given to 0.1 MiB) rounded up."""
+        return int((self.size_mib + 0.05) * 1024 * 1024) + 1
+
+    @property
     def file_name(self) -> str:
         return f"{self.name}.pt"
 

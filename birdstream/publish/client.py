@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import secrets
 import ssl
 from pathlib import Path
@@ -12,6 +14,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from birdstream.errors import PublishError
 from birdstream.publish.options import MqttOptions
 from birdstream.publish.payload import OFFLINE
+
+log = logging.getLogger(__name__)
 
 CLIENT_ID_FILE = "mqtt-client-id"
 
@@ -50,6 +54,9 @@ def paho_client(opts: MqttOptions, client_id: str, *, will_topic: str) -> mqtt.C
     client.will_set(will_topic, OFFLINE, qos=1, retain=True)
     if opts.username is not None or opts.password is not None:
         client.username_pw_set(opts.username or "", opts.password)
+    if opts.password and opts.tls is None and not _loopback(opts.host):
+        log.warning("MQTT broker %s: the password goes over plain TCP, readable by anyone on the network "
+                    "between here and the broker; enable mqtt.tls", opts.endpoint)
     if opts.tls is not None:
         _set_tls(client, opts)
     client.reconnect_delay_set(opts.reconnect_min_s, opts.reconnect_max_s)  # type: ignore[arg-type]
@@ -73,4 +80,14 @@ def _set_tls(client: mqtt.Client, opts: MqttOptions) -> None:
         )
     except (ssl.SSLError, OSError, ValueError) as err:
         raise PublishError(f"mqtt.tls: cannot load the certificates ({err})") from None
-    client.tls_insecure_set(tls.insecure)
+    client.tls_insecure_set(tls.insecure)  # the host name check only: the chain is still verified
+
+
+def _loopback(host: str) -> bool:
+    """A broker on this machine: a plain-TCP password never crosses a network."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -20,6 +20,14 @@ OUTBOX_BACKLOG = Gauge("birdstream_outbox_backlog", "Messages waiting in the dur
 OUTBOX_DROPPED = Counter(
     "birdstream_outbox_dropped_total", "Undelivered messages dropped from the outbox", ["reason"]
 )
+OUTBOX_SET_ASIDE = Counter(
+    "birdstream_outbox_set_aside_total",
+    "Messages the broker cannot take (over its packet limit, or refused at every try), moved out of the queue",
+    ["reason"],
+)
+OUTBOX_CORRUPT = Counter(
+    "birdstream_outbox_corrupt_total", "Corrupt outbox files moved aside and replaced by a fresh outbox"
+)
 JSONL_LINES = Counter("birdstream_jsonl_lines_total", "Lines written to sightings.jsonl")
 JSONL_ROTATIONS = Counter("birdstream_jsonl_rotations_total", "Rotations of sightings.jsonl")
 SNAPSHOTS_WRITTEN = Counter("birdstream_snapshots_written_total", "Snapshot JPEGs written", ["stream"])

@@ -5,10 +5,15 @@ rows to paho (row order is send order, so per-sighting order holds), and deletes
 PUBACK arrives. paho's own loop thread does the network and reconnects with backoff.
 
 After a lost connection this sink re-sends every unacknowledged row itself, oldest first, with new
-message ids. paho re-sends its own copies too, but only after calling on_connect, so a window
-re-filled from on_connect could overtake them; re-sending from the oldest row keeps the first
-arrival of every message in row order. The price is duplicates, which QoS 1 allows anyway and
+message ids, and drops paho's own copies in on_connect (before paho would re-send them): a copy
+paho kept re-sending would bring a message the broker refuses (one over its packet limit) back on
+every connection, past any decision to set it aside. QoS 1 still allows duplicates, which
 subscribers drop by ``(id, seq)``. After a restart the whole outbox is sent from its first row.
+
+Packet limits: an MQTT 5 broker's Maximum-Packet-Size (CONNACK) or ``max_packet_bytes`` bounds what
+is sent; snapshots are shrunk to fit, other messages over it are set aside. A broker that announces
+nothing and just drops the connection is found out by sending one row at a time after a loss: a row
+alone in flight at three losses in a row is set aside (``fit.Refusals``), and later rows go on.
 """
 
 from __future__ import annotations
@@ -27,13 +32,16 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
 from birdstream.publish import discovery, metrics
-from birdstream.publish.client import paho_client, stable_client_id
+from birdstream.publish.client import CLIENT_ID_FILE, paho_client, stable_client_id
+from birdstream.publish.fit import PacketFit, Refusals, max_packet_size
 from birdstream.publish.options import MqttOptions
-from birdstream.publish.outbox import OutMessage, Outbox
+from birdstream.publish.outbox import OutMessage, Outbox, is_corrupt
 from birdstream.publish.payload import OFFLINE, ONLINE, Topics, encode
 from birdstream.publish.sinks import wait_queue_done
 
 log = logging.getLogger(__name__)
+
+__all__ = ["CLIENT_ID_FILE", "MqttSink", "stable_client_id"]
 
 class MqttSink:
     """Connection, outbox draining, Last Will and Home Assistant discovery for one station."""
@@ -69,9 +77,13 @@ class MqttSink:
         self._store_failed = False
         self._delete_failed = False
         self._volatile_sent = 0  # messages sent from memory while the outbox could not store them
+        self._volatile_inflight: dict[int, OutMessage] = {}  # paho mid -> such a message, until its PUBACK
         self._unstored = 0  # queue items taken but not yet committed to the outbox
         self._losses = 0  # connection losses seen by paho's thread
         self._losses_handled = 0
+        self._step_error: str | None = None
+        self._fit = PacketFit(options.max_packet_bytes, v5=options.protocol == "5")
+        self._refusals = Refusals()
         self._thread = threading.Thread(target=self._run, name="publish:mqtt", daemon=True)
         self.client = self._make_client()
 
@@ -182,6 +194,8 @@ class MqttSink:
                 f" (retrying; events wait in the outbox)"
             )
             return
+        self._fit.broker_max = max_packet_size(props)
+        client.drop_out_messages()  # the sink re-sends every unacknowledged row itself (module notes)
         self._connected = True
         self._problem = None
         metrics.MQTT_CONNECTS.inc()
@@ -228,11 +242,34 @@ class MqttSink:
             self._wake.clear()
             try:
                 self._step()
-            except Exception:  # noqa: BLE001 - keep the sink alive; the outbox keeps the messages
-                metrics.SINK_ERRORS.labels(sink="mqtt").inc()
-                log.exception("MQTT sink step failed")
+                self._step_error = None
+            except sqlite3.DatabaseError as err:
+                if is_corrupt(err):
+                    self._outbox_corrupt(err)
+                else:
+                    self._step_failed(err)
+            except Exception as err:  # noqa: BLE001 - keep the sink alive; the outbox keeps the messages
+                self._step_failed(err)
             if self._closing and self._done_closing():
                 return
+
+    def _step_failed(self, err: Exception) -> None:
+        """The traceback once per distinct error, not every half second for as long as it lasts."""
+        metrics.SINK_ERRORS.labels(sink="mqtt").inc()
+        text = f"{type(err).__name__}: {err}"
+        if text != self._step_error:
+            self._step_error = text
+            log.exception("MQTT sink step failed (logged once while it keeps failing the same way)")
+
+    def _outbox_corrupt(self, err: sqlite3.DatabaseError) -> None:
+        """Corrupt under the running daemon: a fresh outbox (the outbox logs it), sent from its first row."""
+        try:
+            self.outbox.recover(err)
+        except Exception as again:  # noqa: BLE001 - the broker still gets what is in memory
+            self._step_failed(again)
+            return
+        self._cursor = 0
+        self._inflight.clear()
 
     def _done_closing(self) -> bool:
         if time.monotonic() >= self._deadline:
@@ -245,9 +282,21 @@ class MqttSink:
         self._apply_acks()
         if self._losses != self._losses_handled:
             self._losses_handled = self._losses
+            if self._volatile_inflight:  # paho's copies are dropped in on_connect: they go again from here
+                self._pending[:0] = list(self._volatile_inflight.values())  # in the order sent
+                self._volatile_inflight.clear()
             if self._inflight:  # resend from the oldest unacknowledged row (see the module notes)
-                self._cursor = min(self._inflight.values()) - 1
+                rows = sorted(self._inflight.values())
+                self._cursor = rows[0] - 1
                 self._inflight.clear()
+                refused = self._refusals.lost(rows)
+                if refused is not None:
+                    rows = [row for row in self.outbox.after(refused - 1, 1) if row.id == refused]
+                    topic = rows[0].topic if rows else ""
+                    if rows:
+                        self._fit.refused(rows[0].topic, rows[0].payload)
+                    self._set_aside(refused, "refused", f"the broker dropped the connection at each of "
+                                                        f"{self._refusals.limit} tries to send it", topic)
         self._apply_control()
         if self._connected:
             self._fill_window()
@@ -272,6 +321,8 @@ class MqttSink:
             self._unstored = 0
         except sqlite3.Error as err:
             self._pending = batch  # kept in memory and retried: the disk may come back
+            if is_corrupt(err):
+                raise  # the sink thread replaces the outbox, then stores them
             metrics.SINK_ERRORS.labels(sink="outbox").inc()
             if not self._store_failed:
                 log.error("outbox %s: cannot store %d message(s) (%s); sending them from memory meanwhile",
@@ -292,7 +343,8 @@ class MqttSink:
         """The outbox cannot store (disk full, read-only card): deliver from memory rather than not at all.
 
         Only after every stored row went out, so order holds. These messages are not durable: a
-        crash before their PUBACK loses them from MQTT (sightings.jsonl, if writable, has them).
+        crash before their PUBACK loses them from MQTT (sightings.jsonl, if writable, has them); a lost
+        connection puts the unacknowledged ones back in front of the pending ones.
         """
         if not (self._store_failed and self._pending) or self.outbox.after(self._cursor, 1):
             return
@@ -301,6 +353,7 @@ class MqttSink:
             info = self.client.publish(msg.topic, msg.payload, qos=1, retain=msg.retain)
             if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
                 break
+            self._volatile_inflight[info.mid] = msg
             sent += 1
         del self._pending[:sent]
         self._volatile_sent += sent
@@ -311,7 +364,9 @@ class MqttSink:
             mid, reason = self._acks.popleft()
             row_id = self._inflight.pop(mid, None)
             if row_id is None:
+                self._volatile_inflight.pop(mid, None)
                 continue  # status / discovery messages are not in the outbox
+            self._refusals.delivered(row_id)
             if getattr(reason, "is_failure", False):
                 metrics.OUTBOX_DROPPED.labels(reason="rejected").inc()
                 log.error("MQTT broker %s rejected a message (%s); dropped", self.options.endpoint, reason)
@@ -322,6 +377,8 @@ class MqttSink:
             self.outbox.delete(done)
             self._delete_failed = False
         except sqlite3.Error as err:  # they stay and go again after a restart: duplicates, not losses
+            if is_corrupt(err):
+                raise
             metrics.SINK_ERRORS.labels(sink="outbox").inc()
             if not self._delete_failed:
                 log.error("outbox %s: cannot remove delivered messages (%s); they may be sent twice",
@@ -345,13 +402,31 @@ class MqttSink:
                 for topic, doc in discovery.documents(self.topics, stream, self.options.discovery_prefix).items():
                     self.client.publish(topic, encode(doc), qos=1, retain=True)
 
+    def _set_aside(self, row_id: int, reason: str, why: str, topic: str = "") -> None:
+        try:
+            self.outbox.set_aside(row_id, reason)
+        except sqlite3.Error as err:
+            log.error("outbox %s: cannot set message %d aside (%s)", self.outbox.path, row_id, err)
+            return
+        metrics.OUTBOX_SET_ASIDE.labels(reason=reason).inc()
+        log.error("MQTT broker %s cannot take outbox message %d%s: %s; set aside (table 'aside' of %s), "
+                  "later messages go on", self.options.endpoint, row_id, f" to {topic}" if topic else "",
+                  why, self.outbox.path)
+
     def _fill_window(self) -> None:
-        room = self.options.max_inflight - len(self._inflight)
+        window = self._refusals.window(self._cursor, self.options.max_inflight)
+        room = window - len(self._inflight)
         if room <= 0:
             return
         for row in self.outbox.after(self._cursor, room):
+            payload = self._fit.fitted(row.topic, row.payload)
+            if payload is None:
+                self._set_aside(row.id, "too_large", f"{len(row.payload)} bytes is over its packet limit of "
+                                                     f"{self._fit.limit} bytes", row.topic)
+                self._cursor = row.id
+                continue
             try:
-                info = self.client.publish(row.topic, row.payload, qos=1, retain=row.retain)
+                info = self.client.publish(row.topic, payload, qos=1, retain=row.retain)
             except ValueError as err:  # e.g. a payload over the protocol's limit: it can never go
                 metrics.OUTBOX_DROPPED.labels(reason="invalid").inc()
                 log.error("cannot publish to %s (%s); dropped from the outbox", row.topic, err)
@@ -363,3 +438,4 @@ class MqttSink:
                 return
             self._inflight[info.mid] = row.id
             self._cursor = row.id
+

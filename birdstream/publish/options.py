@@ -19,7 +19,7 @@ class TlsOptions:
     ca_file: Path | None
     cert_file: Path | None  # client certificate (mutual TLS)
     key_file: Path | None
-    insecure: bool  # skip hostname verification (self-signed lab brokers only)
+    insecure: bool  # skip the host name check only; the chain is still verified against ca_file
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +39,7 @@ class MqttOptions:
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 60.0
     max_inflight: int = 20  # unacknowledged QoS-1 messages at once; the backlog keeps its order
+    max_packet_bytes: int | None  # the broker's packet limit when it does not announce one (3.1.1)
 
     def __post_init__(self) -> None:
         if self.protocol not in ("5", "3.1.1"):
@@ -54,7 +55,7 @@ class JsonlOptions:
     max_bytes: int  # rotate sightings.jsonl at this size
     backups: int  # rotated files kept: sightings.jsonl.1 .. .N
     enabled: bool = True
-    fsync: bool = False  # fsync each line (flush to the OS always happens)
+    fsync: bool  # fsync each line (flush to the OS always happens)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,7 +2,10 @@
 
 One bounded queue and one thread per sink, so the caller (the engine's thread) never waits on disk
 or network, and a dead broker never stalls the log. Snapshots are written first (the event's
-``snapshot`` path must exist when the event is read), then the event goes to the log and MQTT.
+``snapshot`` path must exist when the event is read), then the event goes to the log, and only once
+its line is written (fsynced by default) to the MQTT outbox: after a power cut the log holds every
+event the broker may get, so a restart can end what was open. A log that cannot be written does not
+hold MQTT back.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ class Publisher:
         self._mqtt: MqttSink | None = None
         self._jsonl: JsonlLog | None = None
         self._snapshots: SnapshotStore | None = None
-        self._jsonl_sink: SinkThread[bytes] | None = None
+        self._jsonl_sink: SinkThread[tuple[bytes, list[OutMessage]]] | None = None
         self._snapshot_sink: SinkThread[SightingEvent] | None = None
         self._known_streams: set[str] = set()
         self._recorded: set[str] = set()  # streams of the file not seen by this run
@@ -123,7 +126,7 @@ class Publisher:
         """Open the log, the snapshot store and the outbox (PublishError naming what failed)."""
         if self.jsonl_options.enabled:
             self._jsonl = JsonlLog(self.state_dir, self.jsonl_options)
-            self._jsonl_sink = SinkThread("jsonl", self._jsonl.write, self._queue_size)
+            self._jsonl_sink = SinkThread("jsonl", self._log_then_outbox, self._queue_size)
         if self.snapshot_options.enabled:
             self._snapshots = SnapshotStore(self.state_dir, self.snapshot_options)
             self._snapshot_sink = SinkThread("snapshots", self._write_snapshot, self._queue_size)
@@ -197,7 +200,9 @@ class Publisher:
         Assistant entities, after its last events (waits up to ``timeout`` for the snapshot queue)."""
         if not self._started or self._closed or self._mqtt is None:
             return
-        if self._snapshot_sink is not None and not self._snapshot_sink.wait_idle(time.monotonic() + timeout):
+        deadline = time.monotonic() + timeout
+        # Its last events reach the outbox through the snapshot and then the log thread.
+        if not all(sink.wait_idle(deadline) for sink in (self._snapshot_sink, self._jsonl_sink) if sink is not None):
             log.warning("stream %s: its last events are still queued; clearing its retained topics anyway", stream)
         with self._lock:
             self._known_streams.discard(stream)
@@ -221,6 +226,11 @@ class Publisher:
     @property
     def connected(self) -> bool:
         return self._mqtt is not None and self._mqtt.connected
+
+    @property
+    def outbox_notice(self) -> str | None:
+        """One line when a corrupt outbox was moved aside during this run (for health), else None."""
+        return self._mqtt.outbox.corrupted if self._mqtt is not None else None
 
     def _note_stream(self, stream: str) -> None:
         if stream in self._known_streams or self._mqtt is None:
@@ -278,8 +288,7 @@ class Publisher:
 
     def _fan_out(self, event: SightingEvent, jpeg: bytes | None) -> None:
         data = event_bytes(event)
-        if self._jsonl_sink is not None:
-            self._jsonl_sink.submit(data)
+        msgs: list[OutMessage] = []
         if self._mqtt is not None:
             retained = self.topics.retained(event.stream)
             topic, key = retained["last"]
@@ -287,11 +296,22 @@ class Publisher:
             if jpeg is not None and self.mqtt_options is not None and self.mqtt_options.publish_snapshots:
                 topic, key = retained["snapshot"]
                 msgs.append(OutMessage(topic, jpeg, True, key))
+        # The log thread hands the messages on once the line is written (log before outbox).
+        if (self._jsonl_sink is None or not self._jsonl_sink.submit((data, msgs))) and self._mqtt is not None:
             self._mqtt.submit(msgs)
         if self._store is not None:
             self._store.submit(event.to_payload())
         if self._notifier is not None:
             self._notifier.submit(event)  # only judges and queues: its own worker sends
+
+    def _log_then_outbox(self, item: tuple[bytes, list[OutMessage]]) -> None:
+        data, msgs = item
+        assert self._jsonl is not None
+        try:
+            self._jsonl.write(data)
+        finally:  # a failed write (counted and logged by the sink) must not hold MQTT back
+            if msgs and self._mqtt is not None:
+                self._mqtt.submit(msgs)
 
     def close(self, grace_s: float = 5.0) -> int:
         """Flush the log, drain the outbox up to grace_s, publish ``offline``, disconnect.

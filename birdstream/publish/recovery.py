@@ -4,6 +4,11 @@ A clean stop ends every open sighting. A killed process cannot, and a subscriber
 sensor, a counter) would then show a bird present for ever. At start the daemon reads the tail of
 ``sightings.jsonl`` and publishes an ``end`` for each sighting whose last event there is not one:
 the next ``seq``, ``ended_at`` = the last supporting frame the log knows of.
+
+The log is written (and by default fsynced) before an event enters the outbox, but a log that is
+not fsynced (``log.fsync: false``), failed to write, or sat on a card that lost its last blocks can
+miss events the outbox holds: the outbox's undelivered sighting events are read too, and the later
+event of each sighting (by ``seq``) of the two sources counts.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import dataclasses
 import json
 import logging
 import os
+import sqlite3
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +44,38 @@ def _tail_lines(path: Path, max_bytes: int) -> list[str]:
     return lines
 
 
-def unfinished(path: Path, station: str, max_bytes: int = TAIL_BYTES) -> list[dict[str, Any]]:
-    """The last logged event of every sighting of this station that has no ``end`` in the log's tail."""
+def outbox_lines(path: Path) -> list[str]:
+    """The undelivered sighting events of an outbox file, in row order (none when it cannot be read)."""
+    if not Path(path).exists():
+        return []
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = db.execute("SELECT payload FROM outbox WHERE topic LIKE '%/sighting' ORDER BY id").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as err:  # a corrupt outbox is dealt with when it is opened; the log still counts
+        log.warning("outbox %s: cannot read its undelivered events for recovery (%s)", path, err)
+        return []
+    return [bytes(payload).decode("utf-8", errors="replace") for (payload,) in rows]
+
+
+def unfinished(path: Path, station: str, max_bytes: int = TAIL_BYTES,
+               outbox: Path | None = None) -> list[dict[str, Any]]:
+    """The latest event of every sighting of this station, in the log's tail or the outbox, that is
+    not an ``end``."""
     last: dict[str, dict[str, Any]] = {}
-    for line in _tail_lines(path, max_bytes):
+    lines = _tail_lines(path, max_bytes) + (outbox_lines(outbox) if outbox is not None else [])
+    for line in lines:
         if not line.strip():
             continue
         try:
             event = json.loads(line)
             if event.get("station") != station:
                 continue
-            last[str(event["id"])] = event
+            key = str(event["id"])
+            if key not in last or int(event["seq"]) >= int(last[key]["seq"]):
+                last[key] = event
         except (ValueError, KeyError, TypeError, AttributeError):
             continue  # a line cut by the power cut, or not ours
     return [e for e in last.values() if e.get("event") != "end"]
@@ -59,10 +87,10 @@ def closing_event(last: dict[str, Any]) -> SightingEvent:
     return dataclasses.replace(event, seq=event.seq + 1, event="end", ended_at=event.updated_at)
 
 
-def closing_events(path: Path, station: str) -> list[SightingEvent]:
+def closing_events(path: Path, station: str, outbox: Path | None = None) -> list[SightingEvent]:
     """The ends owed by a previous run that did not stop cleanly (none after a clean stop)."""
     events = []
-    for last in unfinished(path, station):
+    for last in unfinished(path, station, outbox=outbox):
         try:
             events.append(closing_event(last))
         except (ValueError, KeyError, TypeError) as err:

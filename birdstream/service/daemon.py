@@ -8,11 +8,13 @@ sinks flush (outbox drains for service.shutdown_grace_s) -> `offline` -> exit 0.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from birdstream.config import Config
 from birdstream.service.http import start_http
 from birdstream.service.reload import ConfigDiff, make_reloader
+from birdstream.service.statelock import StateLock
 from birdstream.service.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -20,12 +22,21 @@ log = logging.getLogger(__name__)
 
 def run_daemon(config: Config, config_path: Path | None = None, *, supervisor: Supervisor | None = None) -> int:
     """Run every configured stream until SIGTERM/SIGINT; returns the process exit code."""
-    sup = supervisor or Supervisor.from_config(config)
-    sup.install_signal_handlers()
+    # Owner-only state files (outbox, log, snapshots, client id) also outside systemd (a shell's or
+    # Docker's umask 022 would make them world-readable); under systemd the unit's UMask= rules
+    # (INVOCATION_ID is set for every unit it starts). A stricter umask the caller set is kept.
+    if "INVOCATION_ID" not in os.environ:
+        os.umask(os.umask(0o077) | 0o077)
+    lock = StateLock(config.state_dir).acquire()  # StateDirBusy: one line, exit 1, nothing touched
     try:
-        return _run(config, config_path, sup)
+        sup = supervisor or Supervisor.from_config(config)
+        sup.install_signal_handlers()
+        try:
+            return _run(config, config_path, sup)
+        finally:
+            sup.restore_signal_handlers()
     finally:
-        sup.restore_signal_handlers()
+        lock.release()
 
 
 def _engine_check(engine, stale_s: float):
@@ -47,9 +58,12 @@ def _engine_check(engine, stale_s: float):
 def _end_unfinished(config: Config, publisher) -> None:
     """Publish the ends that a killed previous run owes (its open sightings), before new events."""
     from birdstream.publish.jsonl import FILE_NAME
+    from birdstream.publish.publisher import OUTBOX_FILE
     from birdstream.publish.recovery import closing_events
 
-    events = closing_events(Path(config.state_dir) / FILE_NAME, config.station)
+    state = Path(config.state_dir)
+    outbox = state / OUTBOX_FILE if config.mqtt.enabled else None  # events the log may have lost
+    events = closing_events(state / FILE_NAME, config.station, outbox)
     for event in events:
         publisher.publish(event)
     if events:
@@ -104,6 +118,7 @@ def _start_outputs(config: Config, sup: Supervisor, class_names: list[str]):
 def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
     from birdstream.station import wiring
     from birdstream.station.live import LivePipeline
+    from birdstream.station.metrics import forget_stream_metrics
 
     sup.set_status(f"loading model {config.model.weights}")
     classifier = wiring.classifier(config)
@@ -130,6 +145,7 @@ def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
     sup.add_check("engine", _engine_check(engine, config.service.watchdog_stale_s))
     sup.add_fatal_check("engine", lambda: f"engine failed: {engine.error}" if engine.error else None)
     sup.watch_streams(pipeline.statuses)
+    sup.add_notice("outbox", lambda: publisher.outbox_notice)
     state = {"config": config}
 
     def apply(new: Config, diff: ConfigDiff) -> None:
@@ -138,6 +154,7 @@ def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
         pipeline.apply(new, added=diff.added, removed=diff.removed, changed=diff.changed)
         for stream_id in diff.removed:
             publisher.forget_stream(stream_id)  # after its open sighting ended: clears its retained topics
+            forget_stream_metrics(stream_id)  # after its last event: nothing re-creates its series
         state["config"] = new
 
     if config_path is not None:

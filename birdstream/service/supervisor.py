@@ -42,11 +42,12 @@ class HealthSnapshot:
     status: str
     reasons: tuple[str, ...] = ()
     streams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notices: tuple[str, ...] = ()  # things an operator should know that a restart would not fix
 
     def to_json(self) -> dict[str, Any]:
         return {"pid": self.pid, "time": self.time, "updated_at": rfc3339(self.time), "state": self.state,
                 "healthy": self.healthy, "status": self.status, "reasons": list(self.reasons),
-                "streams": self.streams}
+                "streams": self.streams, "notices": list(self.notices)}
 
 
 def write_health_file(path: Path, snapshot: HealthSnapshot) -> None:
@@ -74,6 +75,7 @@ class Supervisor:
         self._clock = clock
         self._checks: list[tuple[str, HealthCheck]] = []
         self._fatal: list[tuple[str, HealthCheck]] = []
+        self._notices: list[tuple[str, HealthCheck]] = []
         self._streams: list[Callable[[], Iterable[StreamStatus]]] = []
         self._reload: Callable[[], str | None] | None = None
         self._wake = threading.Event()
@@ -103,6 +105,10 @@ class Supervisor:
     def watch_streams(self, statuses: Callable[[], Iterable[StreamStatus]]) -> None:
         """Report these streams in the status file; a running stream silent for stale_s is unhealthy."""
         self._streams.append(statuses)
+
+    def add_notice(self, name: str, notice: HealthCheck) -> None:
+        """A line shown in the health status (``notices``) that does not make the daemon unhealthy."""
+        self._notices.append((name, notice))
 
     def add_fatal_check(self, name: str, check: HealthCheck) -> None:
         """A check whose failure stops the daemon with exit 1 (e.g. a worker thread that died)."""
@@ -247,8 +253,9 @@ class Supervisor:
                 log.exception("stream status source failed")
                 reasons.append(f"stream status unavailable: {exc}")
         healthy = not reasons
+        notices = tuple(n for n in (self._run_check(name, fn) for name, fn in self._notices) if n)
         return HealthSnapshot(os.getpid(), now, state, healthy, _summary(state, streams, reasons),
-                              tuple(reasons), streams)
+                              tuple(reasons), streams, notices)
 
     def _run_check(self, name: str, check: HealthCheck) -> str | None:
         try:

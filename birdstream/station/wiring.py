@@ -200,11 +200,12 @@ def mqtt_options(m: MqttConfig) -> MqttOptions:
         publish_snapshots=m.publish_snapshots,
         discovery=m.ha_discovery.enabled,
         discovery_prefix=m.ha_discovery.prefix,
+        max_packet_bytes=m.max_packet_bytes,
     )
 
 
 def jsonl_options(config: Config) -> JsonlOptions:
-    return JsonlOptions(max_bytes=config.log.max_bytes, backups=config.log.backup_count)
+    return JsonlOptions(max_bytes=config.log.max_bytes, backups=config.log.backup_count, fsync=config.log.fsync)
 
 
 def snapshot_options(config: Config) -> SnapshotOptions:

@@ -152,3 +152,38 @@ def test_bad_input_size(tmp_path, good):
     sig = {"inputs": [{"data_shape": [0, 3, 100, 100]}], "outputs": good["signature"]["outputs"]}
     torch.save({**good, "signature": sig}, p)
     assert "patch size" in _load_error(p)
+
+
+def test_a_config_asking_for_a_huge_network_is_refused_before_allocating(tmp_path, good):
+    # 3 x 262144^2 floats for one qkv matrix: 824 GB, far beyond what the file holds.
+    p = tmp_path / "huge.pt"
+    torch.save({**good, "config": {"hidden_dim": 262144, "num_heads": 4, "mlp_dim": 4, "num_layers": 1}}, p)
+    msg = _load_error(p)
+    assert "unsupported model config" in msg and "parameters but the file holds" in msg
+
+
+def test_a_config_with_absurd_values_is_one_line(tmp_path, good):
+    p = tmp_path / "absurd.pt"
+    torch.save({**good, "config": {"num_layers": -3, "patch_size": 0}}, p)
+    assert "unsupported model config" in _load_error(p)
+
+
+def test_torch_versions_with_a_bypassable_safe_loader_are_refused():
+    from birdstream.model.checkpoint import check_torch_version
+
+    for bad in ("2.9.1", "2.5.0+cu121", "1.13.1"):
+        with pytest.raises(CheckpointError, match="weights_only loader has published bypasses"):
+            check_torch_version(bad)
+    for ok in ("2.10.0", "2.13.0+cpu", torch.__version__):
+        check_torch_version(ok)
+
+
+def test_the_package_requires_a_safe_torch():
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    deps = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["dependencies"]
+    torch_req = next(Requirement(d) for d in deps if d.startswith("torch"))
+    assert not torch_req.specifier.contains(Version("2.9.1")) and torch_req.specifier.contains(Version("2.10.0"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ class Served:
 
     files: dict[str, bytes] = field(default_factory=dict)
     truncate: set[str] = field(default_factory=set)
+    no_length: set[str] = field(default_factory=set)  # sent without Content-Length, until the connection closes
     requests: list[str] = field(default_factory=list)
     base_url: str = ""
 
@@ -41,7 +43,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
+        if self.path in self.served.no_length:
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.path in self.served.truncate:
             self.wfile.write(body[: len(body) // 2])
@@ -227,3 +232,18 @@ def test_fetch_model_command_reports_a_bad_download_in_one_line_and_leaves_nothi
     assert "MiB" in result.stderr  # the progress line was drawn
     assert server.requests == [_url_path(DEFAULT_WEIGHTS)]
     assert _cache_files(cache) == []
+
+
+@pytest.mark.parametrize("announced", [True, False], ids=["content-length", "no-length"])
+def test_more_bytes_than_the_published_size_are_refused(server, tmp_path, announced):
+    body = os.urandom(3 * 1024 * 1024)
+    # The digest matches: only the size can refuse it.
+    known = {NAME: PublishedWeights(NAME, "vit_parallel_s16_18x2_ls_avg", hashlib.sha256(body).hexdigest(),
+                                    1.0, (96, 96))}
+    server.files[_url_path(NAME)] = body
+    if not announced:
+        server.no_length.add(_url_path(NAME))
+    with pytest.raises(DownloadError) as exc:
+        fetch_model(NAME, tmp_path, base_url=server.base_url, known=known)
+    assert "more than the published size" in str(exc.value) and "\n" not in str(exc.value)
+    assert _cache_files(tmp_path) == []

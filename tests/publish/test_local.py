@@ -79,6 +79,34 @@ def test_outbox_age_limit_and_latest_wins_keys(tmp_path: Path) -> None:
     box.close()
 
 
+def test_outbox_ages_survive_wall_clock_jumps(tmp_path: Path) -> None:
+    """NTP stepping a station's clock by months must neither expire the backlog nor keep it for ever."""
+    wall, mono = [1_000_000.0], [50.0]
+    box = Outbox(tmp_path / "o.sqlite3", OutboxOptions(max_age_days=1.0), clock=lambda: wall[0],
+                 monotonic=lambda: mono[0])
+    box.put([OutMessage("a", b"before the jump")])
+    wall[0] += 200 * 86400  # the clock jumps 200 days forward; 2 minutes pass
+    wall[0] += 120
+    mono[0] += 120
+    box.put([OutMessage("b", b"after the jump")])
+    assert [r.payload for r in box.after(0, 10)] == [b"before the jump", b"after the jump"]
+    wall[0] -= 400 * 86400  # and back, 400 days; then a real day and a minute pass
+    wall[0] += 86460
+    mono[0] += 86460
+    box.put([OutMessage("c", b"later")])
+    assert [r.payload for r in box.after(0, 10)] == [b"later"]  # the first two are a day old: expired
+    box.close()
+    # The clock went back while the daemon was stopped: rows from the "future" count from now.
+    wall[0] -= 30 * 86400
+    box = Outbox(tmp_path / "o.sqlite3", OutboxOptions(max_age_days=1.0), clock=lambda: wall[0],
+                 monotonic=lambda: mono[0])
+    wall[0] += 86460
+    mono[0] += 86460
+    box.put([OutMessage("d", b"a day later")])
+    assert [r.payload for r in box.after(0, 10)] == [b"a day later"]
+    box.close()
+
+
 def test_outbox_is_wal_and_synchronous_full(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "o.sqlite3", outbox_options())
     assert box._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -225,3 +225,35 @@ def test_broker_stopped_with_messages_in_flight(tmp_path: Path, make_publisher) 
         sub.wait_until(lambda msgs: len(_first_seen(_events(msgs))) == len(events), timeout=20)
         wait_until(lambda: pub.backlog == 0, what="outbox drained")
     assert _first_seen(_events(sub.messages)) == [(e.id, e.seq) for e in events]
+
+
+def test_a_password_over_plain_tcp_to_another_host_is_warned_once(tmp_path: Path, make_publisher, caplog) -> None:
+    secret = "plain-secret-9876"
+    caplog.set_level(logging.WARNING, logger="birdstream.publish.mqtt")
+    # 192.0.2.1 (TEST-NET-1) never answers: the warning is about the configuration, before any connection.
+    make_publisher(1883, state_dir=tmp_path / "a", mqtt={"host": "192.0.2.1", "username": "u", "password": secret})
+    warned = [r.getMessage() for r in caplog.records if "plain TCP" in r.getMessage()]
+    assert len(warned) == 1 and "192.0.2.1:1883" in warned[0] and "mqtt.tls" in warned[0]
+    assert secret not in caplog.text
+    caplog.clear()
+    make_publisher(1883, state_dir=tmp_path / "b", mqtt={"host": "127.0.0.1", "username": "u", "password": secret})
+    make_publisher(8883, state_dir=tmp_path / "c", mqtt={"host": "192.0.2.1", "username": "u", "password": secret,
+                                                         "tls": TlsOptions(ca_file=None, cert_file=None, key_file=None,
+                                                                                 insecure=False)})
+    assert "plain TCP" not in caplog.text
+
+
+def test_tls_insecure_still_verifies_the_certificate_chain(tmp_path: Path, tls_files: TlsFiles,
+                                                            make_publisher) -> None:
+    """``tls.insecure`` skips the host name check only: a broker whose certificate another CA signed is refused."""
+    from tests.support.mosquitto import make_tls_files
+
+    other = make_tls_files(tmp_path / "other-pki")
+    with Mosquitto(tmp_path, tls=tls_files) as b:
+        assert b.tls_port
+        wrong = make_publisher(b.tls_port, state_dir=tmp_path / "wrong",
+                               mqtt={"tls": TlsOptions(ca_file=other.ca, cert_file=None, key_file=None, insecure=True)})
+        right = make_publisher(b.tls_port, state_dir=tmp_path / "right",
+                               mqtt={"tls": TlsOptions(ca_file=tls_files.ca, cert_file=None, key_file=None, insecure=True)})
+        wait_until(lambda: right.connected, 15)
+        assert not wrong.connected

@@ -67,3 +67,32 @@ def test_dockerfile_contract() -> None:
     assert '"/var/cache/birdstream"' in text and "STATE_DIRECTORY=/var/lib/birdstream" in text
     ignored = (REPO / ".dockerignore").read_text().split()
     assert ".git" in ignored and "tests" in ignored
+
+
+def test_the_image_installs_the_tested_dependency_versions() -> None:
+    """constraints.txt pins every dependency `pip install .` pulls in (torch: TORCH_VERSION), within pyproject's
+    ranges, and the Dockerfile installs with it."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    pinned = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pinned[name] = Version(version)
+    for dep in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]:
+        req = Requirement(dep)
+        key = req.name.lower().replace("_", "-")
+        if key == "torch":
+            continue
+        assert key in pinned and req.specifier.contains(pinned[key]), dep
+    text = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^COPY .*constraints\.txt /src/", text, re.M)
+    assert re.search(r"pip install -c /src/constraints\.txt /src", text)
+    torch_version = re.search(r"^ARG TORCH_VERSION=(\S+)", text, re.M).group(1)
+    torch_req = next(Requirement(d) for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+                     ["dependencies"] if d.startswith("torch"))
+    assert torch_req.specifier.contains(Version(torch_version))
+    assert "constraints.txt" not in (REPO / ".dockerignore").read_text().split()

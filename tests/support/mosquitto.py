@@ -13,7 +13,7 @@ Usage::
 Options: ``users={"name": "password"}`` (password file made with ``mosquitto_passwd -b``,
 anonymous access then refused), ``tls=make_tls_files(tmp_path / "pki")`` (adds a TLS listener on
 ``broker.tls_port``; ``require_certificate=True`` asks clients for a certificate signed by the same
-CA), ``persistence=True``.
+CA), ``persistence=True``, ``settings=["max_packet_size 4096"]`` (more global mosquitto.conf lines).
 """
 
 from __future__ import annotations
@@ -102,6 +102,7 @@ class Mosquitto:
         require_certificate: bool = False,
         persistence: bool = False,
         port: int | None = None,
+        settings: Iterable[str] = (),
     ) -> None:
         self.folder = Path(folder) / f"mosquitto-{os.getpid()}-{id(self):x}"
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -111,6 +112,7 @@ class Mosquitto:
         self.tls = tls
         self.log_path = self.folder / "mosquitto.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._settings = list(settings)
         self.config_path = self._write_config(users, tls, require_certificate, persistence)
 
     def _write_config(
@@ -124,6 +126,7 @@ class Mosquitto:
             f"log_dest file {self.log_path}",
             "log_type all",
             "connection_messages true",
+            *self._settings,
             f"listener {self.port} {HOST}",
         ]
         if os.geteuid() == 0:
