@@ -289,6 +289,8 @@ class ServiceConfig(Section):
     """On stop, how long to wait for the broker to take queued events (they stay on disk either way)."""
     watchdog_stale_s: Annotated[float, Field(gt=0, le=3600)] = 60
     """Unhealthy (no watchdog ping, health fails) when the engine or a running stream is silent this long."""
+    stream_failed_unhealthy_s: Annotated[float, Field(ge=0, le=604_800)] = 600
+    """Unhealthy (systemd restarts the daemon) when a stream has been in state failed this long; 0 = never."""
     health_file: ConfigPath | None = None
     """Health status file read by `birdstream health`; null = <state_dir>/health.json."""
 
