@@ -57,3 +57,12 @@ def _redact_match(m: re.Match[str]) -> str:
     url = m.group(0)
     core = url.rstrip(")].,;:")
     return redact_url(core) + url[len(core):]
+
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text with control characters escaped (\\n, \\x1b, ...): a file name cannot forge a log line
+    or send terminal escapes."""
+    return _CONTROLS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)

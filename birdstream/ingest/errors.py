@@ -8,7 +8,7 @@ from typing import Literal
 import av
 
 from birdstream.errors import SourceError
-from birdstream.redact import redact_text
+from birdstream.redact import printable, redact_text
 
 ErrorKind = Literal[
     "auth", "not_found", "permission", "unreachable", "timeout", "unsupported", "eof", "not_video",
@@ -40,7 +40,7 @@ class StreamError(SourceError):
         self.kind = kind
         self.label = label
         self.detail = redact_text(detail) if detail else None
-        text = f"{label}: {_WHAT[kind]}"
+        text = f"{printable(label)}: {_WHAT[kind]}"  # a file name's control characters stay visible
         if self.detail and self.detail.lower() not in _WHAT[kind]:
             text += f" - {self.detail}"
         super().__init__(" ".join(text.split()))

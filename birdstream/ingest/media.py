@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from birdstream.ingest.errors import StreamError, classify
 from birdstream.ingest.hwaccel import HwDecoder, describe
 from birdstream.ingest.spec import SourceSpec, local_path
+from birdstream.redact import printable
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,15 @@ def video_stream(container: av.container.InputContainer, label: str) -> av.video
     return stream
 
 
+EARLIEST_PLAUSIBLE = datetime(1980, 1, 1, tzinfo=timezone.utc).timestamp()
+FUTURE_SLACK_S = 366 * 86400  # a camera clock a year ahead is wrong, but not absurd
+
+
+def plausible(epoch_s: float) -> bool:
+    """A capture time a camera could have written (not 1970, not year 9999)."""
+    return EARLIEST_PLAUSIBLE <= epoch_s <= time.time() + FUTURE_SLACK_S
+
+
 def file_time(container: av.container.InputContainer, path: Path) -> float:
     """Epoch seconds of the start of a recording: container creation_time, else the file mtime."""
     value = (container.metadata or {}).get("creation_time")
@@ -143,9 +153,12 @@ def file_time(container: av.container.InputContainer, path: Path) -> float:
             dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
             if dt.tzinfo is None:
                 dt = dt.replace(tzinfo=timezone.utc)
-            if dt.year > 1971:
+            if plausible(dt.timestamp()):
                 return dt.timestamp()
-        except ValueError:
+            if dt.year > 1971:  # 1970 is "not set"; anything else out of range is worth a line
+                log.warning("%s: creation time %s is not plausible; using the file time", printable(str(path)),
+                            printable(value))
+        except (ValueError, OverflowError, OSError):
             pass
     return path.stat().st_mtime
 
@@ -171,8 +184,13 @@ def open_still(path: Path, max_pixels: int) -> Image.Image:
     return image
 
 
-def still_time(image: Image.Image, path: Path) -> float:
-    """Epoch seconds a still was taken: EXIF DateTimeOriginal (camera local time), else mtime."""
+def still_time(image: Image.Image, path: Path, *, warn: bool = True) -> float:
+    """Epoch seconds a still was taken: EXIF DateTimeOriginal (camera local time), else mtime.
+
+    An absurd EXIF date (year 9999, 1970, a date the clock cannot hold) falls back to the file
+    time with one warning (`warn`), instead of failing the file.
+    """
+    value = None
     try:
         ifd = image.getexif().get_ifd(EXIF_IFD)
         value = ifd.get(DATETIME_ORIGINAL)
@@ -182,8 +200,13 @@ def still_time(image: Image.Image, path: Path) -> float:
             if offset:
                 dt = datetime.strptime(dt.strftime("%Y-%m-%dT%H:%M:%S") + str(offset).strip("\x00 "),
                                        "%Y-%m-%dT%H:%M:%S%z")
-            return dt.timestamp()
-    except (ValueError, TypeError, OSError, KeyError):
+            taken = dt.timestamp()
+            if plausible(taken):
+                return taken
+            if warn:
+                log.warning("%s: EXIF date %s is not plausible; using the file time", printable(str(path)),
+                            printable(str(value)))
+    except (ValueError, TypeError, OSError, KeyError, OverflowError):
         pass
     return path.stat().st_mtime
 
@@ -191,7 +214,7 @@ def still_time(image: Image.Image, path: Path) -> float:
 def _still_sort_time(path: Path) -> float:
     try:
         with Image.open(path) as image:
-            return still_time(image, path)
+            return still_time(image, path, warn=False)  # reading it warns once
     except (OSError, ValueError, Image.DecompressionBombError):
         try:
             return path.stat().st_mtime
