@@ -250,11 +250,12 @@ def list_media(folder: str | os.PathLike,
 
     stills: list[Path] = []
     clips: list[Path] = []
+    real_root = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root, onerror=walk_error):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
             path = Path(dirpath, name)
-            if not is_media(path) or not path.is_file():
+            if not is_media(path) or not path.is_file() or not inside(real_root, path):
                 continue
             (stills if path.suffix.lower() in STILL_SUFFIXES else clips).append(path)
     # Folder by folder: stills of two cameras (cam1/, cam2/) interleaved by time would break every
@@ -262,6 +263,20 @@ def list_media(folder: str | os.PathLike,
     stills.sort(key=lambda p: (str(p.parent.relative_to(root)), _still_sort_time(p), str(p)))
     clips.sort(key=lambda p: str(p.relative_to(root)))
     return stills + clips
+
+
+def inside(real_root: Path, path: Path) -> bool:
+    """False for a link that leads out of the folder (e.g. to /etc or another card): not read."""
+    if not path.is_symlink():
+        return True  # os.walk does not enter linked folders, so a plain file is inside
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False
+    if target.is_relative_to(real_root):
+        return True
+    log.warning("%s: a link out of the folder; not read", printable(str(path)))
+    return False
 
 
 def is_still(path: Path) -> bool:
@@ -273,6 +288,7 @@ class FolderWatcher:
 
     def __init__(self, folder: Path, seen: set[Path]) -> None:
         self.folder = folder
+        self._real = folder.resolve()
         self.seen = set(seen)
         self._sizes: dict[Path, tuple[int, float]] = {}
 
@@ -291,6 +307,9 @@ class FolderWatcher:
                 except OSError:
                     continue
                 if not stat.S_ISREG(st.st_mode):
+                    continue
+                if not inside(self._real, path):
+                    self.seen.add(path)  # one warning, not one per scan
                     continue
                 sig = (st.st_size, st.st_mtime)
                 if st.st_size > 0 and self._sizes.get(path) == sig and time.time() - st.st_mtime > 0.5:
