@@ -92,7 +92,10 @@ def open_video(spec: SourceSpec, path: Path | None = None,
         elif hw is not None:
             hw.software()
     try:
-        video_stream(container, label)
+        stream = video_stream(container, label)
+        w, h = stream.codec_context.width or 0, stream.codec_context.height or 0
+        if w * h > spec.max_image_pixels:  # refused before the decoder allocates a picture
+            raise StreamError(label, "too_large", f"{w}x{h} pixels, limit {spec.max_image_pixels}")
     except BaseException:
         container.close()
         raise
