@@ -134,12 +134,18 @@ class StreamConfig(Section):
     """Folders only: keep watching for new images (e.g. uploads) instead of reading the folder once."""
     password_file: ConfigPath | None = None
     """File holding the URL's password (the url then names only the user: rtsp://user@host/...)."""
+    tls_verify: bool = True
+    """https/rtsps/rtmps: verify the camera's certificate and host name (false only for a camera you trust on a trusted network)."""
+    ca_file: ConfigPath | None = None
+    """https/rtsps/rtmps: CA certificate (PEM) that signed the camera's own certificate; null = the system CAs."""
     password: SkipJsonSchema[SecretStr | None] = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
     def _check_hwaccel(self) -> StreamConfig:
         if self.hwaccel_device is not None and self.hwaccel is None:
             raise keyed_error("hwaccel_device", "set hwaccel too (e.g. cuda or vaapi); it is null (software)")
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise keyed_error("ca_file", f"no such file {self.ca_file}")
         return self
 
 

@@ -12,7 +12,7 @@ from birdstream.redact import printable, redact_text
 
 ErrorKind = Literal[
     "auth", "not_found", "permission", "unreachable", "timeout", "unsupported", "eof", "not_video",
-    "stalled", "too_large", "io",
+    "stalled", "too_large", "io", "tls",
 ]
 
 _WHAT: dict[str, str] = {
@@ -27,6 +27,7 @@ _WHAT: dict[str, str] = {
     "stalled": "stalled (no frame received)",
     "too_large": "image too large",
     "io": "read error",
+    "tls": "TLS connection refused",
 }
 
 _UNREACHABLE = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -29,6 +30,17 @@ SOURCE_FAILURES = frozenset({"auth", "not_found", "unreachable", "timeout"})
 EXIF_IFD, DATETIME_ORIGINAL, OFFSET_TIME_ORIGINAL = 0x8769, 0x9003, 0x9011
 
 
+# The protocols FFmpeg may open for each kind of source: a playlist or redirect on a camera URL
+# cannot make it read local files (file:), pipes or other protocols.
+PROTOCOLS: dict[str, str] = {
+    "rtsp": "rtsp,rtsps,rtp,srtp,udp,tcp,tls",
+    "http": "http,https,tcp,tls,crypto,httpproxy",
+    "rtmp": "rtmp,rtmps,rtmpt,rtmpts,tcp,tls",
+    "file": "file",
+}
+TLS_SCHEMES = frozenset({"https", "rtsps", "rtmps", "rtmpts"})
+
+
 def ffmpeg_options(spec: SourceSpec) -> tuple[str | None, dict[str, str]]:
     """The demuxer name (or None) and the FFmpeg options for this source."""
     kind = spec.kind
@@ -47,8 +59,19 @@ def ffmpeg_options(spec: SourceSpec) -> tuple[str | None, dict[str, str]]:
             opts["video_size"] = spec.video_size
         if spec.framerate:
             opts["framerate"] = str(spec.framerate)
+    if kind in PROTOCOLS:
+        opts["protocol_whitelist"] = PROTOCOLS[kind]
+    if uses_tls(spec):
+        # FFmpeg does not verify certificates unless asked: a man in the middle got the camera password.
+        opts["tls_verify"] = "1" if spec.tls_verify else "0"
+        if spec.ca_file:
+            opts["ca_file"] = spec.ca_file
     opts.update({str(k): str(v) for k, v in spec.options.items()})
     return fmt, opts
+
+
+def uses_tls(spec: SourceSpec) -> bool:
+    return spec.url.split("://", 1)[0].lower() in TLS_SCHEMES if "://" in spec.url else False
 
 
 def open_video(spec: SourceSpec, path: Path | None = None,
@@ -65,7 +88,8 @@ def open_video(spec: SourceSpec, path: Path | None = None,
         check_local(path, label, device=spec.kind == "v4l2")
     # Absolute: FFmpeg reads a relative "06:00.mp4" or "file:x.mp4" as a protocol name.
     target = str(path.absolute()) if path is not None else spec.url
-    fmt, opts = ffmpeg_options(spec) if path is None or spec.kind == "v4l2" else (None, {})
+    fmt, opts = (ffmpeg_options(spec) if path is None or spec.kind == "v4l2"
+                 else (None, {"protocol_whitelist": PROTOCOLS["file"]}))
     network = spec.kind in ("rtsp", "http", "rtmp")
     container = None
     chosen = _choose(hw)
@@ -77,7 +101,7 @@ def open_video(spec: SourceSpec, path: Path | None = None,
         except Exception as exc:  # noqa: BLE001 - the device or the source: tell them apart below
             err = classify(exc, label, network=network)
             if err.kind in SOURCE_FAILURES:
-                raise err from None
+                raise _tls_hint(err, spec, exc) from None
             hw_problem = describe(exc)
         else:
             hw.opened(container, kind)
@@ -85,7 +109,7 @@ def open_video(spec: SourceSpec, path: Path | None = None,
         try:
             container = _open(spec, target, fmt, opts, None)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one classified line
-            raise classify(exc, label, network=network) from None
+            raise _tls_hint(classify(exc, label, network=network), spec, exc) from None
         if chosen is not None:
             assert hw is not None
             hw.failed("open", f"opening with {chosen[0]} failed: {hw_problem}", chosen[0])
@@ -100,6 +124,15 @@ def open_video(spec: SourceSpec, path: Path | None = None,
         container.close()
         raise
     return container
+
+
+def _tls_hint(err: StreamError, spec: SourceSpec, exc: BaseException) -> StreamError:
+    """FFmpeg reports a refused certificate as a bare I/O error; say what it most likely is."""
+    if (err.kind == "unreachable" and getattr(exc, "errno", None) == errno.EIO and uses_tls(spec)
+            and spec.tls_verify):
+        return StreamError(err.label, "tls", "certificate not trusted or not for this host "
+                                             "(set ca_file for a camera's own CA, or tls_verify: false)")
+    return err
 
 
 def check_local(path: Path, label: str, *, device: bool = False) -> None:

@@ -49,6 +49,8 @@ class SourceSpec:
     hwaccel: str | None = None  # None = software; "auto"; or an FFmpeg device type ("cuda", "vaapi", ...)
     hwaccel_device: str | None = None  # e.g. "0" (cuda) or "/dev/dri/renderD128" (vaapi); None = default
     max_image_pixels: int = 120_000_000  # larger stills are refused (decompression bombs)
+    tls_verify: bool = True  # https/rtsps/rtmps: verify the camera's certificate and host name
+    ca_file: str | None = None  # PEM of the CA that signed the camera's certificate; None = the system's
     options: dict[str, str] = field(default_factory=dict)  # extra FFmpeg demuxer/protocol options
 
     @property
