@@ -328,6 +328,9 @@ class FolderWatcher:
         self.seen = set(seen)
         self._sizes: dict[Path, tuple[int, float]] = {}
 
+    def close(self) -> None:
+        """Nothing to release (the inotify watcher has a file descriptor)."""
+
     def poll(self) -> list[Path]:
         ready: list[Path] = []
         present: set[Path] = set()

@@ -18,6 +18,7 @@ from birdstream.ingest.frames import FrameMaker
 from birdstream.ingest.hwaccel import HwDecodeFailed, HwDecoder
 from birdstream.ingest.hwaccel import for_spec as hw_for_spec
 from birdstream.ingest.interrupt import interruptible
+from birdstream.ingest.inotify import InotifyWatcher, make_watcher
 from birdstream.ingest.media import FolderWatcher, list_media, open_video
 from birdstream.ingest.files import read_media
 from birdstream.ingest.seen import SeenFiles
@@ -218,8 +219,16 @@ class StreamReader:
         folder = local_path(spec.url)
         listed = list_media(folder)
         paths = self._not_seen(listed)
-        watcher = FolderWatcher(folder, set(listed)) if spec.watch else None
+        watcher = make_watcher(folder, set(listed)) if spec.watch else None
         self._set_state("running", None)
+        try:
+            self._folder_loop(paths, watcher)
+        finally:
+            if watcher is not None:
+                watcher.close()
+
+    def _folder_loop(self, paths: list[Path], watcher: InotifyWatcher | FolderWatcher | None) -> None:
+        spec = self.spec
         while not self.stop_event.is_set():
             for path in paths:
                 if self.stop_event.is_set():
