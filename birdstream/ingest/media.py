@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from birdstream.ingest.errors import StreamError, classify
 from birdstream.ingest.hwaccel import HwDecoder, describe
+from birdstream.ingest.redirect import check_rtsp_redirect
 from birdstream.ingest.spec import SourceSpec, local_path
 from birdstream.redact import printable
 
@@ -91,6 +92,8 @@ def open_video(spec: SourceSpec, path: Path | None = None,
     fmt, opts = (ffmpeg_options(spec) if path is None or spec.kind == "v4l2"
                  else (None, {"protocol_whitelist": PROTOCOLS["file"]}))
     network = spec.kind in ("rtsp", "http", "rtmp")
+    if path is None and spec.kind == "rtsp":
+        check_rtsp_redirect(spec, label)
     container = None
     chosen = _choose(hw)
     if chosen is not None:
