@@ -15,8 +15,9 @@ import time
 import numpy as np
 
 from birdstream.messages import Frame, Prediction
-from birdstream.track import SightingTracker, TrackOptions
+from birdstream.track import SightingTracker
 from birdstream.track.priors import PriorTable
+from tests.support.options import track_options
 
 
 def _predictions(n: int, classes: int) -> list[Prediction]:
@@ -46,8 +47,8 @@ def main(n: int = 5000, rounds: int = 7) -> None:
     classes = [f"species {i:03d}" for i in range(735)]
     rng = np.random.default_rng(1)
     rows = tuple((name, tuple(float(w) for w in rng.uniform(0.2, 0.99, 12)), i + 2) for i, name in enumerate(classes))
-    with_priors = TrackOptions(priors=PriorTable("bench.csv", rows), timezone="Asia/Muscat")
-    plain = TrackOptions()
+    with_priors = track_options(priors=PriorTable("bench.csv", rows), timezone="Asia/Muscat")
+    plain = track_options()
     preds = _predictions(n, len(classes))
     _run(plain, classes, preds[:500])
     _run(with_priors, classes, preds[:500])

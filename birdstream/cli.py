@@ -215,14 +215,14 @@ def _check_priors(config: Any) -> None:
     """
     if config.sightings.priors is None:
         return
-    from birdstream.track.options import TrackOptions, check_species
-    from birdstream.track.priors import read_priors
+    from birdstream.station import wiring
 
-    table = read_priors(config.sightings.priors)
+    options = wiring.track_options(config.sightings)  # reads and parses the priors file
     if _is_path(config.model.weights):  # a published name would mean a download: names are checked at start
         from birdstream.model.checkpoint import read_checkpoint
+        from birdstream.track.options import check_species
 
-        check_species(TrackOptions(priors=table), read_checkpoint(config.model.weights).class_names)
+        check_species(options, read_checkpoint(config.model.weights).class_names)
 
 
 def _check_writable(option: str, path: Path) -> None:

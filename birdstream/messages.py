@@ -57,6 +57,9 @@ class StreamStatus:
     dropped: int = 0
     frames_in: int = 0  # decoded frames
     frames_sampled: int = 0
+    # Epoch seconds of the source's last sign of life (a decoded picture, a folder scan); health
+    # only, not in the payload.
+    alive_at: float | None = None
 
     def to_payload(self) -> dict[str, Any]:
         return {

@@ -15,6 +15,7 @@ ID_PATTERN = r"^[a-z0-9_-]+$"
 DEVICE_PATTERN = r"^(auto|cpu|cuda|cuda:\d+)$"
 TOPIC_PATTERN = r"^[^#+/\s]([^#+\s]*[^#+/\s])?$"
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_PORT_THEN_PATH = re.compile(r"^[^/?#@:]*:\d*(?:[/?#]|$)")  # host:port/... (no password before it)
 
 
 def keyed_error(key: str, message: str) -> PydanticCustomError:
@@ -46,8 +47,22 @@ def _resolve_source(value: str, info: ValidationInfo) -> str:
         if scheme not in SOURCE_SCHEMES:
             raise ValueError(f"unsupported URL scheme {scheme!r}: use one of {', '.join(SOURCE_SCHEMES)}, "
                              "a file, a folder or /dev/videoN")
+        if _url_password(value):
+            # The URL is not repeated: a password with a space or quote defeats any redaction.
+            raise ValueError(f"a password is written in the URL; passwords are not written in the config: "
+                             "keep only the user name before the @ and put the password in a file named by password_file")
         return value
     return str(_resolve_path(Path(value), info))
+
+
+def _url_password(url: str) -> bool:
+    """True when the URL's authority holds user:password@ (however the password is spelled)."""
+    authority = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
+    if "@" not in authority:
+        # A password holding '/' or '?' cuts the authority short; its '@' comes later in the URL.
+        rest = url.split("://", 1)[1]
+        return "@" in rest and ":" in rest.split("@", 1)[0] and not _PORT_THEN_PATH.match(rest)
+    return ":" in authority.rsplit("@", 1)[0]
 
 
 def _resolve_weights(value: str, info: ValidationInfo) -> str:

@@ -145,12 +145,18 @@ class StreamConfig(Section):
     """Folders only: keep watching for new images (e.g. uploads) instead of reading the folder once."""
     password_file: ConfigPath | None = None
     """File holding the URL's password (the url then names only the user: rtsp://user@host/...)."""
+    tls_verify: bool = True
+    """https/rtsps/rtmps: verify the camera's certificate and host name (false only for a camera you trust on a trusted network)."""
+    ca_file: ConfigPath | None = None
+    """https/rtsps/rtmps: CA certificate (PEM) that signed the camera's own certificate; null = the system CAs."""
     password: SkipJsonSchema[SecretStr | None] = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
     def _check_hwaccel(self) -> StreamConfig:
         if self.hwaccel_device is not None and self.hwaccel is None:
             raise keyed_error("hwaccel_device", "set hwaccel too (e.g. cuda or vaapi); it is null (software)")
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise keyed_error("ca_file", f"no such file {self.ca_file}")
         return self
 
 
@@ -342,6 +348,8 @@ class ServiceConfig(Section):
     """On stop, how long to wait for the broker to take queued events (they stay on disk either way)."""
     watchdog_stale_s: Annotated[float, Field(gt=0, le=3600)] = 60
     """Unhealthy (no watchdog ping, health fails) when the engine or a running stream is silent this long."""
+    stream_failed_unhealthy_s: Annotated[float, Field(ge=0, le=604_800)] = 600
+    """Unhealthy (systemd restarts the daemon) when a stream has been in state failed this long; 0 = never."""
     health_file: ConfigPath | None = None
     """Health status file read by `birdstream health`; null = <state_dir>/health.json."""
 

@@ -29,7 +29,7 @@ Size = tuple[int, int]  # (h, w)
 @dataclass(frozen=True, slots=True)
 class Converted:
     image: np.ndarray  # uint8 [H, W, 3] at the model input size
-    full: np.ndarray | None  # uint8 [h, w, 3] roi at source resolution (when asked)
+    full: np.ndarray | None  # uint8 [h, w, 3] roi at source resolution, long side <= FULL_MAX_SIDE (when asked)
 
 
 def resize_rgb(rgb: np.ndarray, size: Size) -> np.ndarray:
@@ -63,6 +63,15 @@ def rotation_of(frame: av.VideoFrame) -> int:
     return (deg // 90) % 4 if deg % 90 == 0 else 0
 
 
+FULL_MAX_SIDE = 1920  # the kept picture for snapshots: enough for a JPEG, bounded whatever the camera
+
+
+def bounded(h: int, w: int, limit: int = FULL_MAX_SIDE) -> tuple[int, int]:
+    """(h, w) scaled down so the long side is at most `limit` (never up)."""
+    scale = min(1.0, limit / max(h, w, 1))
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
 class Converter:
     """Converts sampled frames/stills of one stream to model-size RGB (+ the full-res roi)."""
 
@@ -81,7 +90,10 @@ class Converter:
             if quarter % 2:
                 h, w = w, h
             image = frame.reformat(w, h, format="gbrp", interpolation="BICUBIC").to_ndarray()
-            full = frame.to_ndarray(format="rgb24") if self.want_full else None
+            full = None
+            if self.want_full:  # every sampled frame carries it until its batch is tracked: bounded
+                fh, fw = bounded(frame.height, frame.width)
+                full = frame.reformat(fw, fh, format="rgb24", interpolation="AREA").to_ndarray()
             if quarter:
                 image = np.ascontiguousarray(np.rot90(image, k=quarter))
                 full = np.ascontiguousarray(np.rot90(full, k=quarter)) if full is not None else None
@@ -99,5 +111,8 @@ class Converter:
 
     def _finish(self, rgb: np.ndarray) -> Converted:
         crop = crop_roi(rgb, self.roi, self.label)
-        full = np.ascontiguousarray(crop) if self.want_full else None
+        full = None
+        if self.want_full:
+            size = bounded(*crop.shape[:2])
+            full = np.ascontiguousarray(crop) if size == crop.shape[:2] else resize_rgb(crop, size)
         return Converted(resize_rgb(crop, self.input_size), full)

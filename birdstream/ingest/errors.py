@@ -8,11 +8,11 @@ from typing import Literal
 import av
 
 from birdstream.errors import SourceError, first_line
-from birdstream.redact import redact_text
+from birdstream.redact import printable, redact_text
 
 ErrorKind = Literal[
     "auth", "not_found", "permission", "unreachable", "timeout", "unsupported", "eof", "not_video",
-    "stalled", "too_large", "io",
+    "stalled", "too_large", "io", "tls",
 ]
 
 _WHAT: dict[str, str] = {
@@ -27,6 +27,7 @@ _WHAT: dict[str, str] = {
     "stalled": "stalled (no frame received)",
     "too_large": "image too large",
     "io": "read error",
+    "tls": "TLS connection refused",
 }
 
 _UNREACHABLE = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN,
@@ -40,7 +41,7 @@ class StreamError(SourceError):
         self.kind = kind
         self.label = label
         self.detail = redact_text(detail) if detail else None
-        text = f"{label}: {_WHAT[kind]}"
+        text = f"{printable(label)}: {_WHAT[kind]}"  # a file name's control characters stay visible
         if self.detail and self.detail.lower() not in _WHAT[kind]:
             text += f" - {self.detail}"
         super().__init__(" ".join(text.split()))

@@ -109,6 +109,9 @@ class FrameMaker:
         ctx = stream.codec_context
         ctx.thread_type = "AUTO"
         ctx.thread_count = self.spec.decode_threads
+        # One pixel limit for stills and video; FFmpeg enforces it per picture, so a stream whose
+        # header lies about its size cannot make the decoder allocate gigabytes either.
+        ctx.options = {**ctx.options, "max_pixels": str(self.spec.max_image_pixels)}
         if self.spec.keyframes_only:
             ctx.skip_frame = "NONKEY"
         return stream

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -16,7 +17,9 @@ from PIL import Image, UnidentifiedImageError
 
 from birdstream.ingest.errors import StreamError, classify
 from birdstream.ingest.hwaccel import HwDecoder, describe
+from birdstream.ingest.redirect import check_rtsp_redirect
 from birdstream.ingest.spec import SourceSpec, local_path
+from birdstream.redact import printable
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,17 @@ CLIP_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".ts", ".mts", ".m2ts
 # Failures that say the source itself is unusable: not worth a second open without the hardware.
 SOURCE_FAILURES = frozenset({"auth", "not_found", "unreachable", "timeout"})
 EXIF_IFD, DATETIME_ORIGINAL, OFFSET_TIME_ORIGINAL = 0x8769, 0x9003, 0x9011
+
+
+# The protocols FFmpeg may open for each kind of source: a playlist or redirect on a camera URL
+# cannot make it read local files (file:), pipes or other protocols.
+PROTOCOLS: dict[str, str] = {
+    "rtsp": "rtsp,rtsps,rtp,srtp,udp,tcp,tls",
+    "http": "http,https,tcp,tls,crypto,httpproxy",
+    "rtmp": "rtmp,rtmps,rtmpt,rtmpts,tcp,tls",
+    "file": "file",
+}
+TLS_SCHEMES = frozenset({"https", "rtsps", "rtmps", "rtmpts"})
 
 
 def ffmpeg_options(spec: SourceSpec) -> tuple[str | None, dict[str, str]]:
@@ -46,8 +60,19 @@ def ffmpeg_options(spec: SourceSpec) -> tuple[str | None, dict[str, str]]:
             opts["video_size"] = spec.video_size
         if spec.framerate:
             opts["framerate"] = str(spec.framerate)
+    if kind in PROTOCOLS:
+        opts["protocol_whitelist"] = PROTOCOLS[kind]
+    if uses_tls(spec):
+        # FFmpeg does not verify certificates unless asked: a man in the middle got the camera password.
+        opts["tls_verify"] = "1" if spec.tls_verify else "0"
+        if spec.ca_file:
+            opts["ca_file"] = spec.ca_file
     opts.update({str(k): str(v) for k, v in spec.options.items()})
     return fmt, opts
+
+
+def uses_tls(spec: SourceSpec) -> bool:
+    return spec.url.split("://", 1)[0].lower() in TLS_SCHEMES if "://" in spec.url else False
 
 
 def open_video(spec: SourceSpec, path: Path | None = None,
@@ -64,8 +89,11 @@ def open_video(spec: SourceSpec, path: Path | None = None,
         check_local(path, label, device=spec.kind == "v4l2")
     # Absolute: FFmpeg reads a relative "06:00.mp4" or "file:x.mp4" as a protocol name.
     target = str(path.absolute()) if path is not None else spec.url
-    fmt, opts = ffmpeg_options(spec) if path is None or spec.kind == "v4l2" else (None, {})
+    fmt, opts = (ffmpeg_options(spec) if path is None or spec.kind == "v4l2"
+                 else (None, {"protocol_whitelist": PROTOCOLS["file"]}))
     network = spec.kind in ("rtsp", "http", "rtmp")
+    if path is None and spec.kind == "rtsp":
+        check_rtsp_redirect(spec, label)
     container = None
     chosen = _choose(hw)
     if chosen is not None:
@@ -76,7 +104,7 @@ def open_video(spec: SourceSpec, path: Path | None = None,
         except Exception as exc:  # noqa: BLE001 - the device or the source: tell them apart below
             err = classify(exc, label, network=network)
             if err.kind in SOURCE_FAILURES:
-                raise err from None
+                raise _tls_hint(err, spec, exc) from None
             hw_problem = describe(exc)
         else:
             hw.opened(container, kind)
@@ -84,18 +112,30 @@ def open_video(spec: SourceSpec, path: Path | None = None,
         try:
             container = _open(spec, target, fmt, opts, None)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one classified line
-            raise classify(exc, label, network=network) from None
+            raise _tls_hint(classify(exc, label, network=network), spec, exc) from None
         if chosen is not None:
             assert hw is not None
             hw.failed("open", f"opening with {chosen[0]} failed: {hw_problem}", chosen[0])
         elif hw is not None:
             hw.software()
     try:
-        video_stream(container, label)
+        stream = video_stream(container, label)
+        w, h = stream.codec_context.width or 0, stream.codec_context.height or 0
+        if w * h > spec.max_image_pixels:  # refused before the decoder allocates a picture
+            raise StreamError(label, "too_large", f"{w}x{h} pixels, limit {spec.max_image_pixels}")
     except BaseException:
         container.close()
         raise
     return container
+
+
+def _tls_hint(err: StreamError, spec: SourceSpec, exc: BaseException) -> StreamError:
+    """FFmpeg reports a refused certificate as a bare I/O error; say what it most likely is."""
+    if (err.kind == "unreachable" and getattr(exc, "errno", None) == errno.EIO and uses_tls(spec)
+            and spec.tls_verify):
+        return StreamError(err.label, "tls", "certificate not trusted or not for this host "
+                                             "(set ca_file for a camera's own CA, or tls_verify: false)")
+    return err
 
 
 def check_local(path: Path, label: str, *, device: bool = False) -> None:
@@ -135,6 +175,15 @@ def video_stream(container: av.container.InputContainer, label: str) -> av.video
     return stream
 
 
+EARLIEST_PLAUSIBLE = datetime(1980, 1, 1, tzinfo=timezone.utc).timestamp()
+FUTURE_SLACK_S = 366 * 86400  # a camera clock a year ahead is wrong, but not absurd
+
+
+def plausible(epoch_s: float) -> bool:
+    """A capture time a camera could have written (not 1970, not year 9999)."""
+    return EARLIEST_PLAUSIBLE <= epoch_s <= time.time() + FUTURE_SLACK_S
+
+
 def file_time(container: av.container.InputContainer, path: Path) -> float:
     """Epoch seconds of the start of a recording: container creation_time, else the file mtime."""
     value = (container.metadata or {}).get("creation_time")
@@ -143,9 +192,12 @@ def file_time(container: av.container.InputContainer, path: Path) -> float:
             dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
             if dt.tzinfo is None:
                 dt = dt.replace(tzinfo=timezone.utc)
-            if dt.year > 1971:
+            if plausible(dt.timestamp()):
                 return dt.timestamp()
-        except ValueError:
+            if dt.year > 1971:  # 1970 is "not set"; anything else out of range is worth a line
+                log.warning("%s: creation time %s is not plausible; using the file time", printable(str(path)),
+                            printable(value))
+        except (ValueError, OverflowError, OSError):
             pass
     return path.stat().st_mtime
 
@@ -171,8 +223,13 @@ def open_still(path: Path, max_pixels: int) -> Image.Image:
     return image
 
 
-def still_time(image: Image.Image, path: Path) -> float:
-    """Epoch seconds a still was taken: EXIF DateTimeOriginal (camera local time), else mtime."""
+def still_time(image: Image.Image, path: Path, *, warn: bool = True) -> float:
+    """Epoch seconds a still was taken: EXIF DateTimeOriginal (camera local time), else mtime.
+
+    An absurd EXIF date (year 9999, 1970, a date the clock cannot hold) falls back to the file
+    time with one warning (`warn`), instead of failing the file.
+    """
+    value = None
     try:
         ifd = image.getexif().get_ifd(EXIF_IFD)
         value = ifd.get(DATETIME_ORIGINAL)
@@ -182,8 +239,13 @@ def still_time(image: Image.Image, path: Path) -> float:
             if offset:
                 dt = datetime.strptime(dt.strftime("%Y-%m-%dT%H:%M:%S") + str(offset).strip("\x00 "),
                                        "%Y-%m-%dT%H:%M:%S%z")
-            return dt.timestamp()
-    except (ValueError, TypeError, OSError, KeyError):
+            taken = dt.timestamp()
+            if plausible(taken):
+                return taken
+            if warn:
+                log.warning("%s: EXIF date %s is not plausible; using the file time", printable(str(path)),
+                            printable(str(value)))
+    except (ValueError, TypeError, OSError, KeyError, OverflowError):
         pass
     return path.stat().st_mtime
 
@@ -191,7 +253,7 @@ def still_time(image: Image.Image, path: Path) -> float:
 def _still_sort_time(path: Path) -> float:
     try:
         with Image.open(path) as image:
-            return still_time(image, path)
+            return still_time(image, path, warn=False)  # reading it warns once
     except (OSError, ValueError, Image.DecompressionBombError):
         try:
             return path.stat().st_mtime
@@ -227,11 +289,12 @@ def list_media(folder: str | os.PathLike,
 
     stills: list[Path] = []
     clips: list[Path] = []
+    real_root = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root, onerror=walk_error):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
             path = Path(dirpath, name)
-            if not is_media(path) or not path.is_file():
+            if not is_media(path) or not path.is_file() or not inside(real_root, path):
                 continue
             (stills if path.suffix.lower() in STILL_SUFFIXES else clips).append(path)
     # Folder by folder: stills of two cameras (cam1/, cam2/) interleaved by time would break every
@@ -239,6 +302,20 @@ def list_media(folder: str | os.PathLike,
     stills.sort(key=lambda p: (str(p.parent.relative_to(root)), _still_sort_time(p), str(p)))
     clips.sort(key=lambda p: str(p.relative_to(root)))
     return stills + clips
+
+
+def inside(real_root: Path, path: Path) -> bool:
+    """False for a link that leads out of the folder (e.g. to /etc or another card): not read."""
+    if not path.is_symlink():
+        return True  # os.walk does not enter linked folders, so a plain file is inside
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False
+    if target.is_relative_to(real_root):
+        return True
+    log.warning("%s: a link out of the folder; not read", printable(str(path)))
+    return False
 
 
 def is_still(path: Path) -> bool:
@@ -250,8 +327,12 @@ class FolderWatcher:
 
     def __init__(self, folder: Path, seen: set[Path]) -> None:
         self.folder = folder
+        self._real = folder.resolve()
         self.seen = set(seen)
         self._sizes: dict[Path, tuple[int, float]] = {}
+
+    def close(self) -> None:
+        """Nothing to release (the inotify watcher has a file descriptor)."""
 
     def poll(self) -> list[Path]:
         ready: list[Path] = []
@@ -268,6 +349,9 @@ class FolderWatcher:
                 except OSError:
                     continue
                 if not stat.S_ISREG(st.st_mode):
+                    continue
+                if not inside(self._real, path):
+                    self.seen.add(path)  # one warning, not one per scan
                     continue
                 sig = (st.st_size, st.st_mtime)
                 if st.st_size > 0 and self._sizes.get(path) == sig and time.time() - st.st_mtime > 0.5:

@@ -18,8 +18,10 @@ from birdstream.ingest.frames import FrameMaker
 from birdstream.ingest.hwaccel import HwDecodeFailed, HwDecoder
 from birdstream.ingest.hwaccel import for_spec as hw_for_spec
 from birdstream.ingest.interrupt import interruptible
+from birdstream.ingest.inotify import InotifyWatcher, make_watcher
 from birdstream.ingest.media import FolderWatcher, list_media, open_video
 from birdstream.ingest.files import read_media
+from birdstream.ingest.seen import SeenFiles
 from birdstream.ingest.spec import SourceSpec, is_live, local_path
 from birdstream.messages import FINAL_STATES, Frame, StreamState, StreamStatus
 
@@ -29,8 +31,11 @@ FATAL_FOR_FILES = frozenset({"not_found", "not_video", "unsupported", "permissio
 FPS_WINDOW_S = 10.0
 
 
+MAX_EXPONENT = 30  # 2**30 times any sane `low` is past every `high`; beyond it 2.0**n overflows at 1024
+
+
 class Backoff:
-    """Exponential backoff with full jitter between `low` and `high` seconds."""
+    """Exponential backoff with full jitter between `low` and `high` seconds; never gives up."""
 
     def __init__(self, low: float, high: float, rng: random.Random | None = None) -> None:
         self.low, self.high = low, high
@@ -38,7 +43,9 @@ class Backoff:
         self._rng = rng or random.Random()
 
     def next(self) -> float:
-        ceiling = min(self.high, self.low * (2 ** self.attempt))
+        # The attempt count grows for as long as a camera stays away (a solar camera off every
+        # night); the exponent must not, or a float power overflows after about 13 hours.
+        ceiling = min(self.high, self.low * (2.0 ** min(self.attempt, MAX_EXPONENT)))
         self.attempt += 1
         return self._rng.uniform(max(self.low, ceiling / 2), ceiling)
 
@@ -55,12 +62,15 @@ class StreamReader:
     """
 
     def __init__(self, spec: SourceSpec, *, input_size: Size, emit: Callable[[Frame], None],
-                 on_status: Callable[[StreamStatus], None], want_full: bool = False) -> None:
+                 on_status: Callable[[StreamStatus], None], want_full: bool = False,
+                 seen: SeenFiles | None = None, on_file_done: Callable[[Path], None] | None = None) -> None:
         self.spec = spec
         self.input_size = input_size
         self._emit = emit
         self._on_status = on_status
         self._want_full = want_full
+        self._seen = seen  # folders: files classified by an earlier run, skipped
+        self._on_file_done = on_file_done  # folders: a file's frames were all handed to emit
         self.stop_event = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -73,6 +83,7 @@ class StreamReader:
         self._m = metrics.for_stream(spec.id)
         self._hw: HwDecoder | None = hw_for_spec(spec)
         self._synced_at = 0.0
+        self._scanned_at: float | None = None  # monotonic time of the last folder scan
 
     # -- public -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -99,11 +110,14 @@ class StreamReader:
             while self._emitted and now - self._emitted[0] > FPS_WINDOW_S:
                 self._emitted.popleft()
             c = self._maker.counters if self._maker else {"frames_in": 0, "sampled": 0, "dropped": 0}
+            signs = [t for t in (self._maker.last_decode if self._maker else None, self._scanned_at)
+                     if t is not None]
+            alive_at = time.time() - (now - max(signs)) if signs else None
             return StreamStatus(
                 stream_id=self.spec.id, state=self._state, error=self._error,
                 fps=len(self._emitted) / FPS_WINDOW_S, last_frame_at=self._last_frame_at,
                 reconnects=self._reconnects, dropped=c["dropped"], frames_in=c["frames_in"],
-                frames_sampled=c["sampled"],
+                frames_sampled=c["sampled"], alive_at=alive_at,
             )
 
     @property
@@ -120,7 +134,7 @@ class StreamReader:
                 if self.spec.kind == "folder":
                     self._run_folder()
                 else:
-                    self._run_stream()
+                    self._run_live_or_file()
             except SourceError as err:  # StreamError, or an unknown URL scheme
                 self._fail(err)
             except Exception as exc:  # noqa: BLE001 - the thread must never die silently
@@ -130,6 +144,25 @@ class StreamReader:
                 self._sync_metrics()
         if self._state not in FINAL_STATES:
             self._set_state("stopped", None)
+
+    def _run_live_or_file(self) -> None:
+        """A live source never gives up while the daemon runs: even an internal error is retried."""
+        if not self.spec.live:
+            self._run_stream()
+            return
+        backoff = Backoff(self.spec.backoff_min_s, self.spec.backoff_max_s)
+        logged = False
+        while not self.stop_event.is_set():
+            try:
+                self._run_stream()
+                return
+            except SourceError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retried like a camera that went away
+                if not logged:  # its traceback once; every retry is counted and in the status
+                    log.exception("stream %s: internal error; the stream is retried", self.spec.id)
+                    logged = True
+                self._retry(StreamError(self.spec.label, "io", f"internal error: {type(exc).__name__}"), backoff)
 
     def _run_stream(self) -> None:
         spec, maker = self.spec, self._maker
@@ -184,22 +217,45 @@ class StreamReader:
         spec, maker = self.spec, self._maker
         assert maker is not None
         folder = local_path(spec.url)
-        paths = list_media(folder)
-        watcher = FolderWatcher(folder, set(paths)) if spec.watch else None
+        listed = list_media(folder)
+        paths = self._not_seen(listed)
+        watcher = make_watcher(folder, set(listed)) if spec.watch else None
         self._set_state("running", None)
+        try:
+            self._folder_loop(paths, watcher)
+        finally:
+            if watcher is not None:
+                watcher.close()
+
+    def _folder_loop(self, paths: list[Path], watcher: InotifyWatcher | FolderWatcher | None) -> None:
+        spec = self.spec
         while not self.stop_event.is_set():
             for path in paths:
                 if self.stop_event.is_set():
                     return
-                self._read_file(path)
+                if self._read_file(path) and self._on_file_done is not None:
+                    self._on_file_done(path)
             if watcher is None:
                 self._set_state("stopped", self._error)
                 return
+            self._scanned_at = time.monotonic()
             self.stop_event.wait(spec.watch_interval_s)
             paths = watcher.poll()
+            self._scanned_at = time.monotonic()  # an idle folder that is scanned is alive
 
-    def _read_file(self, path: Path) -> None:
-        """One file of a folder; an unreadable file is logged once and skipped."""
+    def _not_seen(self, paths: list[Path]) -> list[Path]:
+        """The files an earlier run has not classified (all of them without a record)."""
+        if self._seen is None:
+            return paths
+        self._seen.forget_missing()  # keeps the record as small as the folder
+        fresh = [p for p in paths if p not in self._seen]
+        if len(fresh) < len(paths):
+            log.info("stream %s: %d file(s) classified by an earlier run are not read again (%s)",
+                     self.spec.id, len(paths) - len(fresh), self._seen.path)
+        return fresh
+
+    def _read_file(self, path: Path) -> bool:
+        """One file of a folder, True when read; an unreadable file is logged once and skipped."""
         maker = self._maker
         assert maker is not None
         maker.new_file()
@@ -211,8 +267,10 @@ class StreamReader:
             self._count_error(err)
             log.warning("stream %s: %s", self.spec.id, err)
             self._set_state("running", str(err))
+            return False
         finally:
             self._sync_metrics()
+        return not self.stop_event.is_set()
 
     # -- helpers ------------------------------------------------------------------------------
     def _working(self, backoff: Backoff) -> None:

@@ -53,6 +53,8 @@ class SourceSpec:
     watch_interval_s: float = 2.0
     decode_threads: int = 0  # 0 = FFmpeg chooses
     max_image_pixels: int = 120_000_000  # larger stills are refused (decompression bombs)
+    tls_verify: bool = True  # https/rtsps/rtmps: verify the camera's certificate and host name
+    ca_file: str | None = None  # PEM of the CA that signed the camera's certificate; None = the system's
     options: dict[str, str] = field(default_factory=dict)  # extra FFmpeg demuxer/protocol options
 
     @property

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import TextIO
 
-from birdstream.redact import redact_text
+from birdstream.redact import printable, redact_text
 
 # sd-daemon(3) priority prefixes: journald strips them and files the line at that priority.
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
@@ -36,7 +36,7 @@ class LineFormatter(logging.Formatter):
         saved = record.exc_text
         text = redact_text(super().format(record))
         record.exc_text = saved
-        text = text.replace("\r", "\\r").replace("\n", "\\n")
+        text = printable(text)  # one physical line; a file name cannot forge lines or send escapes
         if self.journal:
             level = record.levelno - record.levelno % 10 if record.levelno < 50 else 50
             return f"<{_PRIORITY.get(level, 6)}>{text}"

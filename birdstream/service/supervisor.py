@@ -61,11 +61,14 @@ def write_health_file(path: Path, snapshot: HealthSnapshot) -> None:
 class Supervisor:
     """Runs in the main thread; stages run in their own threads and are observed through callables."""
 
-    def __init__(self, *, health_file: Path | None, stale_s: float = 60.0, tick_s: float | None = None,
+    def __init__(self, *, health_file: Path | None, stale_s: float = 60.0, failed_s: float = 0.0,
+                 tick_s: float | None = None,
                  notifier: Notifier | None = None, wall_clock: Callable[[], float] = time.time,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.health_file = health_file
         self.stale_s = stale_s
+        self.failed_s = failed_s  # a stream failed this long is unhealthy; 0 = never
+        self._failed_since: dict[str, float] = {}
         self.notifier = notifier if notifier is not None else Notifier.from_env()
         interval = watchdog_interval()
         self.watchdog_enabled = interval is not None
@@ -94,7 +97,8 @@ class Supervisor:
     @classmethod
     def from_config(cls, config: Config, notifier: Notifier | None = None) -> Supervisor:
         """A supervisor with the config's health file and staleness limit."""
-        return cls(health_file=config.health_path, stale_s=config.service.watchdog_stale_s, notifier=notifier)
+        return cls(health_file=config.health_path, stale_s=config.service.watchdog_stale_s,
+                   failed_s=config.service.stream_failed_unhealthy_s, notifier=notifier)
 
     # --- registration ---------------------------------------------------------------------------
 
@@ -245,17 +249,39 @@ class Supervisor:
             try:
                 for status in source():
                     streams[status.stream_id] = status.to_payload()
-                    if (status.state == "running" and status.last_frame_at is not None
-                            and now - status.last_frame_at > self.stale_s):
+                    reason = self._stream_reason(status, now)
+                    if reason is not None:
                         metrics.HEALTH_FAILURES.labels("stream").inc()
-                        reasons.append(f"stream {status.stream_id}: no frame for {now - status.last_frame_at:.0f} s")
+                        reasons.append(reason)
             except Exception as exc:
                 log.exception("stream status source failed")
                 reasons.append(f"stream status unavailable: {exc}")
+        self._failed_since = {sid: t for sid, t in self._failed_since.items()
+                              if streams.get(sid, {}).get("state") == "failed"}
         healthy = not reasons
         notices = tuple(n for n in (self._run_check(name, fn) for name, fn in self._notices) if n)
         return HealthSnapshot(os.getpid(), now, state, healthy, _summary(state, streams, reasons),
                               tuple(reasons), streams, notices)
+
+    def _stream_reason(self, status: StreamStatus, now: float) -> str | None:
+        """Why this stream makes the daemon unhealthy, or None.
+
+        A running stream is alive while its source does something (a decoded picture, a folder
+        scan), not only while it emits frames: an idle upload folder, a low sample_fps or a motion
+        gate holding back a still scene are not a wedged pipeline. A stream that has given up
+        (`failed`) for failed_s makes systemd restart the daemon instead of staying green.
+        """
+        if status.state == "running":
+            signs = [t for t in (status.alive_at, status.last_frame_at) if t is not None]
+            alive = max(signs) if signs else None
+            if alive is not None and now - alive > self.stale_s:
+                return f"stream {status.stream_id}: no frame for {now - alive:.0f} s"
+        if status.state == "failed" and self.failed_s > 0:
+            since = self._failed_since.setdefault(status.stream_id, self._clock())
+            age = self._clock() - since
+            if age >= self.failed_s:
+                return f"stream {status.stream_id}: failed for {age:.0f} s: {status.error}"
+        return None
 
     def _run_check(self, name: str, check: HealthCheck) -> str | None:
         try:

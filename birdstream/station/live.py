@@ -12,11 +12,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Protocol
 
 from birdstream.config import Config
 from birdstream.config.models import StreamConfig
+from birdstream.errors import SourceError
+from birdstream.engine.mailbox import INVALID, OOM, Mailbox
 from birdstream.ingest.reader import StreamReader
+from birdstream.ingest.seen import SeenFiles
+from birdstream.ingest.spec import SourceSpec
 from birdstream.messages import FINAL_STATES, Prediction, SightingEvent, StreamStatus
 from birdstream.publish.species_seen import SpeciesSeen
 from birdstream.station import wiring
@@ -48,6 +53,8 @@ class LivePipeline:
         self.seen = SpeciesSeen(config.state_dir)  # first_at_station; written under self._lock, rarely
         self._trackers: dict[str, MediaTracker] = {}
         self._readers: dict[str, StreamReader] = {}
+        # Folder files whose frames are all in their mailbox: (mailbox, put count then, path, record).
+        self._pending: dict[str, list[tuple[Mailbox, int, Path, SeenFiles]]] = {}
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick_loop, name="track-tick", daemon=True)
 
@@ -79,6 +86,7 @@ class LivePipeline:
             self._ticker.join(5.0)
         with self._lock:
             self._emit([e for tracker in self._trackers.values() for e in tracker.close()])
+        self._record_done()
 
     # ---- streams ----------------------------------------------------------------------------
 
@@ -95,8 +103,10 @@ class LivePipeline:
         with self._lock:
             self._trackers[stream_id] = tracker
         mailbox = self.engine.mailbox(stream_id, blocking=plan.blocking)
+        seen, on_file_done = self._folder_record(stream_id, plan.spec, mailbox)
         reader = StreamReader(plan.spec, input_size=self.classifier.input_size, emit=mailbox.put,
-                              on_status=self._status_callback(stream_id), want_full=plan.want_full)
+                              on_status=self._status_callback(stream_id), want_full=plan.want_full,
+                              seen=seen, on_file_done=on_file_done)
         self._readers[stream_id] = reader
         reader.start()
         log.info("stream %s: started", stream_id)
@@ -112,6 +122,9 @@ class LivePipeline:
         with self._lock:
             tracker = self._trackers.pop(stream_id, None)
             self._emit(tracker.close() if tracker is not None else [])
+        self._record_done()
+        with self._lock:
+            self._pending.pop(stream_id, None)
         log.info("stream %s: removed", stream_id)
 
     def apply(self, config: Config, added: Iterable[str], removed: Iterable[str], changed: Iterable[str]) -> None:
@@ -162,11 +175,43 @@ class LivePipeline:
 
         return on_status
 
+    def _folder_record(self, stream_id: str, spec: SourceSpec, mailbox: Mailbox
+                       ) -> tuple[SeenFiles | None, Callable[[Path], None] | None]:
+        """A folder stream's record of classified files in state_dir, and the reader's callback."""
+        try:
+            if spec.kind != "folder":
+                return None, None
+        except SourceError:
+            return None, None
+        seen = SeenFiles(Path(self.config.state_dir) / "folders" / f"{stream_id}.jsonl")
+
+        def on_file_done(path: Path) -> None:
+            with self._lock:
+                self._pending.setdefault(stream_id, []).append((mailbox, mailbox.put_count, path, seen))
+
+        return seen, on_file_done
+
+    def _record_done(self) -> None:
+        """Record the folder files whose every frame went through the tracker (its events are with
+        the publisher): only then may a restart skip them."""
+        ready: dict[SeenFiles, list[Path]] = {}
+        with self._lock:
+            for items in self._pending.values():
+                while items:
+                    box, target, path, seen = items[0]
+                    if box.classified + box.drops[INVALID] + box.drops[OOM] < target:
+                        break
+                    items.pop(0)
+                    ready.setdefault(seen, []).append(path)
+        for seen, paths in ready.items():
+            seen.add(paths)
+
     def _tick_loop(self) -> None:
         last_status = time.monotonic()
         while not self._stop.wait(TICK_S):
             with self._lock:
                 self._emit([e for tracker in self._trackers.values() for e in tracker.tick()])
+            self._record_done()
             if time.monotonic() - last_status >= STATUS_EVERY_S:
                 last_status = time.monotonic()
                 for status in self.statuses():

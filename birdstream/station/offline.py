@@ -23,12 +23,14 @@ from birdstream.errors import SourceError
 from birdstream.ingest.files import iter_frames
 from birdstream.messages import Frame, Prediction, SightingEvent, rfc3339
 from birdstream.publish.payload import event_bytes
+from birdstream.redact import printable
 from birdstream.station import wiring
 
 log = logging.getLogger(__name__)
 
 METRICS_LABEL = "classify"  # one label for every file: a card of 100k files must not make 100k label sets
 
+FORMULA_STARTS = frozenset("=+-@\t\r")  # what spreadsheets run as a formula (CSV injection)
 SUMMARY_FIELDS = ("file", "stream", "species", "start", "end", "media_start_s", "media_end_s", "best_score", "frames", "id")
 
 
@@ -104,11 +106,16 @@ class _Summary:
         if event.event != "end":
             return
         best = self._best.pop(event.id)
-        self._writer.writerow([
+        self._writer.writerow([_cell(str(v)) for v in (
             file, event.stream, event.species, rfc3339(event.started_at),
             rfc3339(event.ended_at if event.ended_at is not None else event.updated_at),
             _num(event.media_start_s), _num(event.media_end_s), f"{best:.4f}", event.frames, event.id,
-        ])
+        )])
+
+
+def _cell(text: str) -> str:
+    """A CSV cell a spreadsheet shows as text: a file named '=HYPERLINK(...).jpg' is not a formula."""
+    return "'" + text if text[:1] in FORMULA_STARTS else text
 
 
 def _num(value: float | None) -> str:
@@ -131,7 +138,7 @@ def classify_main(args: Any, config: Config) -> int:
             summary = _Summary(stack.enter_context(open(args.summary, "w", encoding="utf-8", newline="")))
         for n, path in enumerate(args.inputs, 1):
             if progress:
-                progress.write(f"[{n}/{len(args.inputs)}] {path}\n")
+                progress.write(f"[{n}/{len(args.inputs)}] {printable(str(path))}\n")
             if not path.exists():
                 _report(f"{path}: no such file or folder")
                 failed += 1
@@ -152,7 +159,7 @@ def classify_main(args: Any, config: Config) -> int:
                 failed += 1
             run.errors.clear()
             if progress:
-                progress.write(f"[{n}/{len(args.inputs)}] {path}: {count} event(s)\n")
+                progress.write(f"[{n}/{len(args.inputs)}] {printable(str(path))}: {count} event(s)\n")
     return 1 if failed else 0
 
 
@@ -162,4 +169,4 @@ def json_line(event: SightingEvent) -> str:
 
 
 def _report(message: str) -> None:
-    sys.stderr.write(f"birdstream: error: {message}\n")
+    sys.stderr.write(f"birdstream: error: {printable(message)}\n")

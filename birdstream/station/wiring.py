@@ -154,6 +154,8 @@ def source_spec(stream: StreamConfig, *, sample_fps: float | None = None) -> Sou
         video_size=size,
         framerate=v4l2.fps,
         watch=stream.watch,
+        tls_verify=stream.tls_verify,
+        ca_file=str(stream.ca_file) if stream.ca_file is not None else None,
     )
 
 

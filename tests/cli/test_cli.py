@@ -19,7 +19,7 @@ streams:
     url: rtsp://viewer@10.0.0.5/stream1
     password_file: feeder.pw
   - id: gate
-    url: rtsp://admin:inlinepw@10.0.0.6/s
+    url: rtsp://admin@10.0.0.6/s
     enabled: false
 mqtt:
   username: garden

@@ -49,6 +49,12 @@ CASES = {
     "unsupported-scheme": ("streams:\n  - id: a\n    url: ftp://cam:s3cret@cam.local/x\n",
                            ":3: streams[0].url: unsupported URL scheme 'ftp': use one of rtsp, rtsps, http, "
                            "https, rtmp, rtmps, file, a file, a folder or /dev/videoN (got 'ftp://***@cam.local/x')"),
+    "password-in-url": (GOOD_STREAM.replace("rtsp://cam.local", "rtsp://admin:hunter2@cam.local"),
+                        ":3: streams[0].url: a password is written in the URL; passwords are not written in the "
+                        "config: keep only the user name before the @ and put the password in a file named by "
+                        "password_file (got 'rtsp://***@cam.local/stream1')"),
+    "password-with-a-space-in-url": (GOOD_STREAM.replace("rtsp://cam.local", "'rtsp://admin:my secret@cam.local")
+                                     .replace("stream1\n", "stream1'\n"), "(got 'rtsp://***@cam.local/stream1')"),
     "missing-weights": ("model:\n  weights: ./models/bird.pt\n" + GOOD_STREAM, ": model.weights: "),
 }
 
@@ -66,6 +72,13 @@ def test_bad_config_is_one_line_exit_2(tmp_path: Path, name: str) -> None:
     assert lines[0].startswith(f"birdstream: error: {config}"), lines[0]
     assert expected in lines[0], lines[0]
     assert result.stdout == ""
+    assert "hunter2" not in result.stderr and "my secret" not in result.stderr
+
+
+def test_a_user_without_password_in_the_url_is_fine(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(GOOD_STREAM.replace("rtsp://cam.local", "rtsp://viewer@cam.local"))
+    assert run_cli("check-config", "-c", str(config)).returncode == 0
 
 
 def test_missing_file(tmp_path: Path) -> None:

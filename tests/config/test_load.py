@@ -96,7 +96,7 @@ def test_stream_password_file_is_injected_and_redacted(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, """
 streams:
   - {id: feeder, url: "rtsp://viewer@10.0.0.5:554/stream1", password_file: feeder_pw}
-  - {id: inline, url: "rtsp://admin:inlinesecret@10.0.0.6/s"}
+  - {id: inline, url: "rtsp://admin@10.0.0.6/s"}
 mqtt: {username: station1, password_file: mqtt_pw}
 """))
     assert config.streams[0].url == "rtsp://viewer:p%40ss%3Aw%2Frd@10.0.0.5:554/stream1"

@@ -165,3 +165,25 @@ def test_a_playing_file_is_healthy_although_its_frames_carry_an_old_date(clip: P
     snap = supervisor.tick()
     assert snap.healthy, snap.reasons
     assert r.status.last_frame_at is not None and r.status.last_frame_at >= started
+
+
+def test_a_link_out_of_the_folder_is_not_read(tmp_path: Path, caplog) -> None:
+    from birdstream.ingest.media import FolderWatcher
+
+    card, outside = tmp_path / "card", tmp_path / "private"
+    card.mkdir()
+    outside.mkdir()
+    make_still(card / "IMG_0001.JPG", mtime=1_000, size=(64, 48))
+    make_still(outside / "secret.jpg", mtime=1_000, size=(64, 48))
+    (card / "IMG_0002.JPG").symlink_to(outside / "secret.jpg")
+    (card / "IMG_0003.JPG").symlink_to(card / "IMG_0001.JPG")  # a link inside the folder is fine
+    (card / "more").symlink_to(outside, target_is_directory=True)
+    with caplog.at_level("WARNING"):
+        assert list_media(card) == [card / "IMG_0001.JPG", card / "IMG_0003.JPG"]
+    assert [r.getMessage() for r in caplog.records] == [f"{card / 'IMG_0002.JPG'}: a link out of the folder; not read"]
+    frames = list(iter_frames(source_spec("c", str(card)), (32, 32)))
+    assert [Path(f.source).name for f in frames] == ["IMG_0001.JPG", "IMG_0003.JPG"]
+
+    watcher = FolderWatcher(card, set(list_media(card)))
+    (card / "IMG_0004.JPG").symlink_to(outside / "secret.jpg")  # an upload that is a link out
+    assert watcher.poll() == [] and watcher.poll() == []

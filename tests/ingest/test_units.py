@@ -35,6 +35,12 @@ def test_redact_text_finds_urls_in_messages() -> None:
     assert "rtsp://***@10.0.0.5/x" in redact_text(msg)
 
 
+def test_redact_text_removes_a_password_with_a_space() -> None:
+    # A space ends what a URL pattern sees; the old text kept "rtsp://admin:my" and "secret@".
+    assert redact_text("cannot open rtsp://admin:my secret@cam:554/s; retrying") == \
+        "cannot open rtsp://***@cam:554/s; retrying"
+
+
 def test_redact_text_keeps_the_punctuation_after_a_url() -> None:
     msg = "stream cam (rtsp://v:pw@10.0.0.5/s?token=abc): unreachable; see http://u:p@h/a?key=k."
     assert redact_text(msg) == "stream cam (rtsp://***@10.0.0.5/s?token=***): unreachable; see http://***@h/a?key=***."

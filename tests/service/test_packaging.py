@@ -43,6 +43,8 @@ def test_unit_settings() -> None:
     from birdstream.config import ServiceConfig
 
     assert int(settings["TimeoutStopSec"][0]) > ServiceConfig().shutdown_grace_s + 10
+    # A runaway process is bounded: memory and threads.
+    assert settings["MemoryMax"] == ["3G"] and settings["TasksMax"] == ["512"]
 
 
 def _hadolint() -> str | None:

@@ -6,8 +6,10 @@ goes or the server stops. Used to test http(s) sources: plain files, HLS playlis
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
+import ssl
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,11 +21,21 @@ from PIL import Image
 class _Handler(SimpleHTTPRequestHandler):
     mjpeg_fps = 10.0
     stop_event: threading.Event
+    server_log: list[tuple[str, str | None]]  # (path, Authorization header) of every request
+    basic_auth: str | None = None  # "user:password" the server asks for, or None
 
     def log_message(self, format: str, *args: object) -> None:  # quiet test output
         pass
 
     def do_GET(self) -> None:
+        given = self.headers.get("Authorization")
+        self.server_log.append((self.path, given))
+        if self.basic_auth is not None and given != "Basic " + base64.b64encode(self.basic_auth.encode()).decode():
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="camera"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path.startswith("/mjpeg"):
             self._mjpeg()
         else:
@@ -55,18 +67,28 @@ class _Handler(SimpleHTTPRequestHandler):
 class HttpMediaServer:
     """Serves `root` at http://127.0.0.1:<port>/ on a background thread; use as a context manager."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, tls: tuple[Path, Path] | None = None,
+                 basic_auth: str | None = None) -> None:
+        """`tls`: (certificate, key) PEM files: serve https; `basic_auth`: "user:password" to ask for."""
         self.root = Path(root)
         self._stop = threading.Event()
-        handler = functools.partial(type("H", (_Handler,), {"stop_event": self._stop}),
-                                    directory=str(self.root))
+        self.requests: list[tuple[str, str | None]] = []
+        attrs = {"stop_event": self._stop, "server_log": self.requests, "basic_auth": basic_auth}
+        handler = functools.partial(type("H", (_Handler,), attrs), directory=str(self.root))
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
+        self.scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+            self.scheme = "https"
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="http-media", daemon=True)
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
+    def url(self, path: str, userinfo: str = "") -> str:
+        at = f"{userinfo}@" if userinfo else ""
+        return f"{self.scheme}://{at}127.0.0.1:{self.port}/{path.lstrip('/')}"
 
     def __enter__(self) -> HttpMediaServer:
         self._thread.start()
