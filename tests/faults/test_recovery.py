@@ -25,14 +25,14 @@ def test_only_sightings_without_an_end_get_one_with_the_next_seq(tmp_path: Path)
 
 def test_the_outbox_supplies_the_events_the_log_lost(tmp_path: Path) -> None:
     """A power cut took the log's last lines; the outbox still holds them: the later event counts."""
-    from birdstream.publish.options import OutboxOptions
+    from tests.support.options import outbox_options
     from birdstream.publish.outbox import OutMessage, Outbox
 
     open_one = [e.to_payload() for e in sighting(3, stream="a")][:2]
     ended = [e.to_payload() for e in sighting(3, stream="b")]
     log = tmp_path / "sightings.jsonl"
     log.write_text(json.dumps(ended[0]) + "\n", encoding="utf-8")  # the rest never reached the disk
-    box = Outbox(tmp_path / "outbox.sqlite3", OutboxOptions())
+    box = Outbox(tmp_path / "outbox.sqlite3", outbox_options())
     box.put([OutMessage(f"birdstream/garden/{e['stream']}/sighting", json.dumps(e).encode())
              for e in (open_one + ended[1:])])
     box.put([OutMessage("birdstream/garden/a/status", b'{"state": "running"}', True, "status/a")])

@@ -82,7 +82,7 @@ def test_outbox_age_limit_and_latest_wins_keys(tmp_path: Path) -> None:
 def test_outbox_ages_survive_wall_clock_jumps(tmp_path: Path) -> None:
     """NTP stepping a station's clock by months must neither expire the backlog nor keep it for ever."""
     wall, mono = [1_000_000.0], [50.0]
-    box = Outbox(tmp_path / "o.sqlite3", OutboxOptions(max_age_days=1.0), clock=lambda: wall[0],
+    box = Outbox(tmp_path / "o.sqlite3", outbox_options(max_age_days=1.0), clock=lambda: wall[0],
                  monotonic=lambda: mono[0])
     box.put([OutMessage("a", b"before the jump")])
     wall[0] += 200 * 86400  # the clock jumps 200 days forward; 2 minutes pass
@@ -98,7 +98,7 @@ def test_outbox_ages_survive_wall_clock_jumps(tmp_path: Path) -> None:
     box.close()
     # The clock went back while the daemon was stopped: rows from the "future" count from now.
     wall[0] -= 30 * 86400
-    box = Outbox(tmp_path / "o.sqlite3", OutboxOptions(max_age_days=1.0), clock=lambda: wall[0],
+    box = Outbox(tmp_path / "o.sqlite3", outbox_options(max_age_days=1.0), clock=lambda: wall[0],
                  monotonic=lambda: mono[0])
     wall[0] += 86460
     mono[0] += 86460
