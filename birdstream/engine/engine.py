@@ -76,9 +76,8 @@ class Engine:
         self.error: BaseException | None = None
         self.batches = 0
         self.done = threading.Event()  # set when the inference thread has exited
-        self._debug_wedge = threading.Event()  # test hook: freeze the loop (no heartbeat)
-        self._debug_wedged = threading.Event()  # set by the loop once it is frozen
-        self._lock = threading.Lock()
+        # Re-entrant and shared with every mailbox: a gather holds it over all streams at once.
+        self._lock = threading.RLock()
         self._ready = threading.Condition(self._lock)  # a frame arrived or stop
         self._idle = threading.Condition(self._lock)  # a batch was delivered
         self._mailboxes: dict[str, Mailbox] = {}
@@ -114,7 +113,7 @@ class Engine:
                     clock=self.clock,
                 )
                 if self._stopping:
-                    box._closed = True
+                    box.close()
                 self._mailboxes[stream_id] = box
                 self._order.append(stream_id)
             return box
@@ -126,8 +125,7 @@ class Engine:
             if box is None:
                 return
             self._order.remove(stream_id)
-            box._closed = True
-            box._discard_all_locked(REMOVED)
+            box.close(discard=REMOVED)
         metrics.QUEUE_DEPTH.remove(stream_id)
 
     def streams(self) -> list[str]:
@@ -145,8 +143,7 @@ class Engine:
             self._stopping = True
             self._drain_on_stop = drain
             for box in self._mailboxes.values():
-                box._closed = True
-                box._room.notify_all()
+                box.close()
             self._ready.notify_all()
             self._idle.notify_all()
 
@@ -168,7 +165,7 @@ class Engine:
             if stream_id is None:
                 return bool(self._inflight) or self._any_items_locked()
             box = self._mailboxes.get(stream_id)
-            return box is not None and (box in self._inflight or box._has_items_locked())
+            return box is not None and (box in self._inflight or box.has_frames)
 
         with self._lock:
             while pending():
@@ -186,9 +183,6 @@ class Engine:
         try:
             while True:
                 self.heartbeat = self.clock()
-                if self._debug_wedge.is_set() and not self._stopping:
-                    self._wedge()
-                    continue
                 batch = self._gather()
                 if batch is None:
                     break
@@ -202,18 +196,10 @@ class Engine:
             with self._lock:
                 self._stopping = True
                 for box in list(self._mailboxes.values()):
-                    box._closed = True
-                    box._discard_all_locked(SHUTDOWN)
+                    box.close(discard=SHUTDOWN)
                 self._inflight.clear()
                 self._idle.notify_all()
             self.done.set()
-
-    def _wedge(self) -> None:
-        self._debug_wedged.set()
-        with self._lock:
-            while self._debug_wedge.is_set() and not self._stopping:
-                self._ready.wait(0.05)
-        self._debug_wedged.clear()
 
     def _gather(self) -> list[tuple[Mailbox, Frame]] | None:
         """Collect one batch; [] after an idle tick, None when the engine should exit."""
@@ -247,7 +233,7 @@ class Engine:
             return batch
 
     def _any_items_locked(self) -> bool:
-        return any(b._has_items_locked() for b in self._mailboxes.values())
+        return any(b.has_frames for b in self._mailboxes.values())
 
     def _take_round_locked(self, batch: list[tuple[Mailbox, Frame]], oldest: float | None) -> float | None:
         """One pass over the streams, one frame each, starting after last pass's first stream."""
@@ -261,12 +247,12 @@ class Engine:
             if len(batch) >= self.batch_cap:
                 break
             box = self._mailboxes[self._order[(start + i) % n]]
-            item = box._pop_locked()
+            item = box.take()
             if item is None:
                 continue
             enqueued, frame = item
             if not box.blocking and now - enqueued > self.max_age_s:
-                box._count_drop_locked(STALE)
+                box.drop(STALE)
                 continue
             batch.append((box, frame))
             self._inflight.add(box)  # taken but not yet delivered: drain() must still wait
@@ -290,8 +276,7 @@ class Engine:
             probs = self._classify(chunk)
             if probs is None:  # out of memory: the cap was halved, retry this part
                 if len(chunk) == 1:
-                    with self._lock:
-                        chunk[0][0]._count_drop_locked(OOM)
+                    chunk[0][0].drop(OOM)
                     i += 1
                 continue
             predictions.extend(Prediction(frame=f, probs=p) for (_, f), p in zip(chunk, probs))
@@ -301,7 +286,7 @@ class Engine:
             self.on_predictions(predictions)
         with self._lock:
             for box, n in delivered:
-                box.classified += n
+                box.mark_classified(n)
             self._inflight.clear()
             self._idle.notify_all()
         for box, _ in delivered:
@@ -358,8 +343,7 @@ class Engine:
             log.debug("engine: out of memory again on %d; batch cap now %d", n, self.batch_cap)
 
     def _drop_invalid(self, box: Mailbox, frame: Frame) -> None:
-        with self._lock:
-            box._count_drop_locked(INVALID)
+        box.drop(INVALID)
         if box.stream_id not in self._invalid_logged:
             self._invalid_logged.add(box.stream_id)
             log.error(

@@ -28,7 +28,7 @@ def run_daemon(config: Config, config_path: Path | None = None, *, supervisor: S
         sup.restore_signal_handlers()
 
 
-def _engine_check(engine, stale_s: float):
+def engine_check(engine, stale_s: float):
     """Healthy while the inference loop turns; one long classifier call (a big CPU batch) gets 5x longer."""
     import time
 
@@ -96,7 +96,7 @@ def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
         raise
 
     engine = pipeline.engine
-    sup.add_check("engine", _engine_check(engine, config.service.watchdog_stale_s))
+    sup.add_check("engine", engine_check(engine, config.service.watchdog_stale_s))
     sup.add_fatal_check("engine", lambda: f"engine failed: {engine.error}" if engine.error else None)
     sup.watch_streams(pipeline.statuses)
     state = {"config": config}

@@ -40,6 +40,32 @@ class ColourClassifier:
         return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+class GatedClassifier(ColourClassifier):
+    """A colour classifier whose calls wait while its gate is shut: a wedged GPU or driver, for real.
+
+    ``entered`` is set once a call is waiting at the gate (the engine thread is inside it).
+    """
+
+    def __init__(self, size: tuple[int, int] = (16, 16)) -> None:
+        super().__init__(size)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+
+    def shut(self) -> None:
+        self.entered.clear()
+        self.gate.clear()
+
+    def open(self) -> None:
+        self.gate.set()
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        if not self.gate.is_set():
+            self.entered.set()
+            self.gate.wait()
+        return super().__call__(images)
+
+
 def colour_image(colour: str, size: tuple[int, int] = (16, 16)) -> np.ndarray:
     img = np.zeros((*size, 3), np.uint8)
     img[:] = COLOURS[colour]
@@ -111,7 +137,9 @@ def make_engine() -> Iterator[Callable[..., Engine]]:
 
     yield factory
     for engine in engines:
-        engine._debug_wedge.clear()
+        gate = getattr(engine.classifier, "gate", None)
+        if gate is not None:
+            gate.set()  # a test that failed with its classifier wedged must not leave the thread stuck
         engine.stop()
         assert engine.join(10), "engine thread did not stop"
 
