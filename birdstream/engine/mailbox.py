@@ -56,8 +56,9 @@ class Mailbox:
         self.put_count = 0
         self.classified = 0
         self.max_depth = 0
-        self._depth = metrics.QUEUE_DEPTH.labels(stream=stream_id)
-        self._depth.set(0)
+        # Read when scraped, not written per frame: the hot path stays free of metric locks.
+        metrics.QUEUE_DEPTH.labels(stream=stream_id).set_function(self._items.__len__)
+        self._classified_total = metrics.FRAMES_CLASSIFIED.labels(stream=stream_id)  # looked up once
 
     @property
     def dropped(self) -> int:
@@ -94,8 +95,8 @@ class Mailbox:
             self._items.append((self._clock(), frame))
             self.put_count += 1
             depth = len(self._items)
-            self.max_depth = max(self.max_depth, depth)
-            self._depth.set(depth)
+            if depth > self.max_depth:
+                self.max_depth = depth
             if self._on_put is not None:
                 self._on_put()
         return True
@@ -108,8 +109,8 @@ class Mailbox:
             if not self._items:
                 return None
             item = self._items.popleft()
-            self._depth.set(len(self._items))
-            self._room.notify()
+            if self.blocking:
+                self._room.notify()  # only a blocking put ever waits for room
             return item
 
     def drop(self, reason: str, n: int = 1) -> None:
@@ -123,13 +124,13 @@ class Mailbox:
         """Count ``n`` frames of this stream delivered with a prediction."""
         with self._lock:
             self.classified += n
+        self._classified_total.inc(n)
 
     def discard(self, reason: str) -> int:
         """Drop every queued frame, counted under ``reason``; returns how many."""
         with self._lock:
             n = len(self._items)
             self._items.clear()
-            self._depth.set(0)
             self._count(reason, n)
             self._room.notify_all()
             return n

@@ -98,6 +98,8 @@ def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
     engine = pipeline.engine
     sup.add_check("engine", engine_check(engine, config.service.watchdog_stale_s))
     sup.add_fatal_check("engine", lambda: f"engine failed: {engine.error}" if engine.error else None)
+    sup.add_fatal_check("track", lambda: f"tracker thread failed: {pipeline.tracking.error}"
+                        if pipeline.tracking.error else None)
     sup.watch_streams(pipeline.statuses)
     state = {"config": config}
 

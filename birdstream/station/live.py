@@ -1,8 +1,8 @@
-"""The live path: stream readers -> engine (one inference thread) -> per-stream trackers -> publisher.
+"""The live path: stream readers -> engine (one inference thread) -> tracker thread -> publisher.
 
 The daemon owns one LivePipeline. Trackers are pure code without locks: every call into them
-(predictions from the engine thread, end-of-stream from reader threads, the once-a-second tick)
-goes through one lock here.
+(predictions handed over by the engine, end-of-stream from reader threads, the once-a-second
+tick, shutdown) runs on the one tracker thread, queued in order (station/tracking.py).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from birdstream.config.models import StreamConfig
 from birdstream.errors import SourceError
 from birdstream.ingest.reader import StreamReader
 from birdstream.ingest.spec import SourceSpec
-from birdstream.messages import Prediction, SightingEvent, StreamStatus
+from birdstream.messages import SightingEvent, StreamStatus
 from birdstream.station import wiring
+from birdstream.station.tracking import TrackerThread
 from birdstream.track.router import MediaTracker
 
 log = logging.getLogger(__name__)
@@ -46,15 +47,14 @@ class LivePipeline:
         self.classifier = classifier
         self.sink = sink
         self._on_status = on_status
+        self.tracking = TrackerThread(self._emit)
         self.engine = Engine(
             classifier,
             max_batch=config.model.max_batch,
             max_wait_ms=config.model.max_wait_ms,
             max_age_s=config.model.max_age_ms / 1000.0,
-            on_predictions=self._on_predictions,
+            on_predictions=self.tracking.submit,
         )
-        self._lock = threading.Lock()
-        self._trackers: dict[str, MediaTracker] = {}
         self._readers: dict[str, StreamReader] = {}
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick_loop, name="track-tick", daemon=True)
@@ -66,13 +66,17 @@ class LivePipeline:
         streams = self.config.enabled_streams
         for stream in streams:  # validate every stream's tracker options before opening anything
             wiring.track_options(self.config.sightings, self.classifier.class_names, stream.sample_fps)
+        self.tracking.start()
         self.engine.start()
         self._ticker.start()
         for stream in streams:
             self.add_stream(stream)
 
     def stop(self) -> None:
-        """Stop ingest, let the engine finish its batch, end every open sighting."""
+        """Stop ingest, let the engine finish its batch, let the trackers take it, end every open sighting.
+
+        When this returns every event has been handed to the sink (which the daemon flushes next).
+        """
         readers = list(self._readers.values())
         for reader in readers:
             reader.stop()
@@ -85,8 +89,8 @@ class LivePipeline:
         self._stop.set()
         if self._ticker.ident is not None:
             self._ticker.join(5.0)
-        with self._lock:
-            self._emit([e for tracker in self._trackers.values() for e in tracker.close()])
+        if not self.tracking.stop(30.0):
+            log.warning("track: the tracker thread did not finish within 30 s")
 
     # ---- streams ----------------------------------------------------------------------------
 
@@ -99,8 +103,7 @@ class LivePipeline:
         tracker = MediaTracker(station=self.config.station, class_names=self.classifier.class_names,
                                model_id=self.classifier.model_id, options=options,
                                stream_of=lambda frame: stream_id)
-        with self._lock:
-            self._trackers[stream.id] = tracker
+        self.tracking.add(stream.id, tracker)
         spec = wiring.source_spec(stream)
         mailbox = self.engine.mailbox(stream.id, blocking=_offline(spec))
         reader = StreamReader(spec, input_size=self.classifier.input_size,
@@ -118,9 +121,7 @@ class LivePipeline:
         self.engine.remove_stream(stream_id)  # closes the mailbox: a reader blocked on a full one returns
         if reader is not None and not reader.join(5.0):
             log.warning("stream %s: reader did not stop within 5 s", stream_id)
-        with self._lock:
-            tracker = self._trackers.pop(stream_id, None)
-            self._emit(tracker.close() if tracker is not None else [])
+        self.tracking.close_stream(stream_id, forget=True)  # after its predictions already handed over
         log.info("stream %s: removed", stream_id)
 
     def apply(self, config: Config, added: Iterable[str], removed: Iterable[str], changed: Iterable[str]) -> None:
@@ -146,14 +147,10 @@ class LivePipeline:
 
     # ---- callbacks --------------------------------------------------------------------------
 
-    def _on_predictions(self, predictions: list[Prediction]) -> None:
-        events: list[SightingEvent] = []
-        with self._lock:
-            for prediction in predictions:
-                tracker = self._trackers.get(prediction.frame.stream_id)
-                if tracker is not None:
-                    events.extend(tracker.update(prediction))
-            self._emit(events)
+    @property
+    def error(self) -> BaseException | None:
+        """What stopped the inference or the tracker thread, if one has failed."""
+        return self.engine.error or self.tracking.error
 
     def _status_callback(self, stream_id: str) -> Callable[[StreamStatus], None]:
         def on_status(status: StreamStatus) -> None:
@@ -161,9 +158,7 @@ class LivePipeline:
                 # A file that ended (or a source that gave up) cannot support its sighting any more;
                 # its last frames may still be queued, so let the engine classify them first.
                 self.engine.drain(timeout=10.0, stream_id=stream_id)
-                with self._lock:
-                    tracker = self._trackers.get(stream_id)
-                    self._emit(tracker.close() if tracker is not None else [])
+                self.tracking.close_stream(stream_id)
             status = self._with_engine_drops(status)
             self.sink.publish_status(status)
             if self._on_status is not None:
@@ -174,16 +169,15 @@ class LivePipeline:
     def _tick_loop(self) -> None:
         last_status = time.monotonic()
         while not self._stop.wait(TICK_S):
-            with self._lock:
-                self._emit([e for tracker in self._trackers.values() for e in tracker.tick()])
+            self.tracking.tick()
             if time.monotonic() - last_status >= STATUS_EVERY_S:
                 last_status = time.monotonic()
                 for status in self.statuses():
                     self.sink.publish_status(status)
 
     def _emit(self, events: list[SightingEvent]) -> None:
-        """Hand events to the sink; called under the tracker lock, so one sighting's events leave in
-        order whichever thread made them (the sink only queues: this never waits on I/O)."""
+        """Hand events to the sink; called on the tracker thread only, so one sighting's events leave
+        in order (the sink only queues: this never waits on I/O)."""
         for event in events:
             self.sink.publish(event)
 

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from birdstream.engine import Engine
-from tests.engine.conftest import ColourClassifier, GatedClassifier, make_frame, sample, wait_until
+from tests.engine.conftest import (
+    AsyncColourClassifier,
+    ColourClassifier,
+    GatedClassifier,
+    make_frame,
+    sample,
+    wait_until,
+)
 
 
 def test_predictions_carry_frames_and_probabilities(make_engine, colour_classifier, collector) -> None:
@@ -306,10 +313,47 @@ def test_drain_of_one_stream_waits_for_its_frames_only(make_engine, collector) -
 def test_out_of_memory_errors_are_recognised() -> None:
     import torch
 
-    from birdstream.engine.engine import is_out_of_memory
+    from birdstream.engine.calls import is_out_of_memory
 
     assert is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
     assert is_out_of_memory(MemoryError())
     assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 8 GB"))
     assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
     assert not is_out_of_memory(ValueError("out of memory"))
+
+
+def test_an_asynchronous_classifier_gets_the_next_batch_before_the_last_is_collected(make_engine, collector) -> None:
+    clf = AsyncColourClassifier()
+    engine = make_engine(clf, collector, max_batch=2)
+    box = engine.mailbox("e-async", blocking=True, capacity=6)
+    colours = ["red", "red", "green", "green", "blue", "blue"]
+    for seq, colour in enumerate(colours):
+        box.put(make_frame("e-async", seq, colour))
+    engine.start()
+    assert collector.wait_for(6)
+    # Batch k+1 was stacked and launched while batch k ran; batch k was collected after that.
+    assert clf.events[:4] == [("submit", 0), ("submit", 1), ("collect", 0), ("submit", 2)]
+    assert [e for e in clf.events if e[0] == "collect"] == [("collect", 0), ("collect", 1), ("collect", 2)]
+    assert collector.keys() == [("e-async", seq) for seq in range(6)]
+    # Read only at collection, each batch still saw its own frames: the two host buffers took turns.
+    names = list(clf.class_names)
+    assert [names[int(p.probs.argmax())] for p in collector.predictions] == colours
+    assert box.classified == 6 and engine.drain(5)
+
+
+def test_stop_delivers_the_batch_still_on_the_device(make_engine, collector) -> None:
+    clf = AsyncColourClassifier()
+    engine = make_engine(clf, collector, max_batch=2)
+    box = engine.mailbox("e-async-stop", blocking=True, capacity=4)
+    clf.gate.clear()
+    for seq in range(2):
+        box.put(make_frame("e-async-stop", seq))
+    engine.start()
+    assert clf.collecting.wait(5)  # the batch is launched; collecting it waits on the device
+    assert engine.busy_since is not None
+    assert not engine.drain(0.05, stream_id="e-async-stop")  # launched is not yet delivered
+    engine.stop()
+    clf.gate.set()
+    assert engine.join(5)
+    assert collector.keys() == [("e-async-stop", 0), ("e-async-stop", 1)]
+    assert engine.busy_since is None and engine.error is None
