@@ -3,27 +3,36 @@ everything around the model (mailboxes, gather, stack, hand-over, tracker update
 
     python -m bench.pipeline                      # 64 streams, 7 alternating rounds of 3 s
     python -m bench.pipeline --streams 8,64 --seconds 2 --rounds 5
+    git archive 250df1c | tar -x -C /tmp/before   # the tree before the tracker thread, then:
+    python -m bench.pipeline --reference-tree /tmp/before   # its inline pipeline vs this tree's threaded one
 
 Two ways of running the trackers, measured in alternating rounds of the same run:
   inline   the trackers updated on the inference thread under one lock (the live pipeline before the
            tracker thread: the reference)
   threaded the engine hands each batch to the tracker thread (station/tracking.py), as the daemon does
 Each stream is a producer thread with a blocking mailbox (always a frame ready), so the figure is the
-pipeline's capacity. Prints img/s per mode (median and spread) and the median ratio threaded/inline.
+pipeline's capacity. Prints img/s per mode (median and spread), the process CPU time per image (less
+sensitive to other load on a shared machine) and the median ratio threaded/inline. With
+--reference-tree, the inline rounds run the engine and trackers of another checkout (e.g. the commit
+before a change) and every round is a fresh process.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
 from birdstream.engine import Engine
 from birdstream.messages import Frame, Prediction, SightingEvent
-from birdstream.station.tracking import TrackerThread
 from birdstream.track import TrackOptions
 from birdstream.track.router import MediaTracker
 
@@ -63,6 +72,8 @@ def run_round(mode: str, streams: int, seconds: float, args: argparse.Namespace)
     lock = threading.Lock()
 
     if mode == "threaded":
+        from birdstream.station.tracking import TrackerThread  # absent from a --reference-tree before it
+
         tracking = TrackerThread(emit)
         tracking.start()
         for sid, tracker in trackers.items():
@@ -115,6 +126,19 @@ def run_round(mode: str, streams: int, seconds: float, args: argparse.Namespace)
     return {"rate": (n1 - n0) / (t1 - t0), "cpu_us": (c1 - c0) / max(1, n1 - n0) * 1e6, "events": len(events)}
 
 
+def _round(mode: str, streams: int, args: argparse.Namespace) -> dict[str, float]:
+    """One round here, or in a fresh process (inline ones on the reference tree) with --reference-tree."""
+    if not args.reference_tree:
+        return run_round(mode, streams, args.seconds, args)
+    here = Path(__file__).resolve().parents[1]
+    tree = args.reference_tree if mode == "inline" else str(here)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([tree, str(here)])}
+    cmd = [sys.executable, "-m", "bench.pipeline", "--one", mode, "--streams", str(streams), "--seconds",
+           str(args.seconds), "--max-batch", str(args.max_batch), "--size", str(args.size)]
+    done = subprocess.run(cmd, env=env, cwd=tree, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--streams", default="64")
@@ -122,14 +146,21 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7, help="alternating rounds per mode")
     ap.add_argument("--max-batch", type=int, default=64)
     ap.add_argument("--size", type=int, default=32, help="image side (the stand-in reads nothing)")
+    ap.add_argument("--reference-tree", help="a checkout whose engine and trackers run the inline rounds")
+    ap.add_argument("--one", choices=["inline", "threaded"], help=argparse.SUPPRESS)  # one round, JSON out
     args = ap.parse_args()
-    print(f"instant classifier, {NUM_CLASSES} classes, images {args.size}x{args.size}, max_batch {args.max_batch}")
+    if args.one:
+        print(json.dumps(run_round(args.one, int(args.streams), args.seconds, args)))
+        return
+    ref = f" (inline rounds: {args.reference_tree})" if args.reference_tree else ""
+    print(f"instant classifier, {NUM_CLASSES} classes, images {args.size}x{args.size}, "
+          f"max_batch {args.max_batch}{ref}")
     for streams in [int(s) for s in args.streams.split(",")]:
         rates: dict[str, list[float]] = {"inline": [], "threaded": []}
         cpu: dict[str, list[float]] = {"inline": [], "threaded": []}
         ratios = []
         for _ in range(max(1, args.rounds)):
-            pair = {mode: run_round(mode, streams, args.seconds, args) for mode in ("inline", "threaded")}
+            pair = {mode: _round(mode, streams, args) for mode in ("inline", "threaded")}
             for mode, got in pair.items():
                 rates[mode].append(got["rate"])
                 cpu[mode].append(got["cpu_us"])
