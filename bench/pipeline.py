@@ -110,7 +110,7 @@ def run_round(mode: str, streams: int, seconds: float, args: argparse.Namespace)
     def tracked() -> int:
         return tracking.updates if tracking is not None else counted[0]
 
-    time.sleep(min(1.0, seconds / 3))  # warm up: every producer running, batches full
+    time.sleep(1.0)  # warm up: every producer running, every tracker made, batches full
     n0, t0, c0 = tracked(), time.perf_counter(), time.process_time()
     time.sleep(seconds)
     n1, t1, c1 = tracked(), time.perf_counter(), time.process_time()
