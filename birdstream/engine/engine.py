@@ -309,23 +309,21 @@ class Engine:
             predictions = self._classify_in_parts(good) if good else []
         if predictions:
             self.on_predictions(predictions)
-        delivered = Counter(box for box, _ in good) if probs is not None else None
+        delivered = Counter(box for box, _ in good) if probs is not None else self._stream_boxes(predictions, good)
+        for box, n in delivered.items():
+            box.mark_classified(n)  # before drain() can return: its counts are current then
         with self._lock:
             for box, _ in launched.taken:
                 self._inflight[box] -= 1
                 if self._inflight[box] <= 0:
                     del self._inflight[box]
             self._idle.notify_all()
-        if delivered is None:
-            delivered = Counter(self._stream_boxes(predictions, good))
-        for box, n in delivered.items():
-            box.mark_classified(n)
         self.batches += 1
 
-    def _stream_boxes(self, predictions: list[Prediction], good: Taken) -> list[Mailbox]:
-        """The mailbox of each prediction (a batch classified in parts may have lost frames to OOM)."""
+    def _stream_boxes(self, predictions: list[Prediction], good: Taken) -> Counter[Mailbox]:
+        """Predictions per mailbox (a batch classified in parts may have lost frames to OOM)."""
         boxes = {id(f): box for box, f in good}
-        return [boxes[id(p.frame)] for p in predictions]
+        return Counter(boxes[id(p.frame)] for p in predictions)
 
     def _classify_in_parts(self, good: Taken) -> list[Prediction]:
         """After an out-of-memory error: classify at once in parts of the (halved) cap; a lone frame
