@@ -144,10 +144,13 @@ class SightingTracker:
             return []
         t = float(frame.captured_at)
         now = self._clock()
-        events = self._clock_set_back(t, now)
+        fed = self._fed
+        # Only a frame older than the newest by end_after_s can mean the clock was set back.
+        events = self._clock_set_back(t, now) if fed is not None and fed[0] - t > self.options.end_after_s else []
         if self._fed is None or t >= self._fed[0]:
             self._fed = (t, now)
-        events += self._expire(t)
+        if self._cand is not None or self._open is not None:
+            events += self._expire(t)
         s = self._smoother.add(probs, t)
         moving, quiet = self._motion(frame)
         if moving:
