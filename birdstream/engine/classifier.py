@@ -40,8 +40,17 @@ class Classifier:
         self._mean = mean.view(1, 3, 1, 1).to(device)
         self._std = std.view(1, 3, 1, 1).to(device)
         self.max_batch = max_batch
-        self._pinned: torch.Tensor | None = None
-        self._host: np.ndarray | None = None
+        # Two host buffers (pinned on CUDA) used in turn: the engine stacks batch k+1 into one while
+        # batch k's copy from the other may still be in flight. Outputs come back the same way.
+        self._host: list[np.ndarray] = []
+        self._pinned: list[torch.Tensor] = []
+        self._out: list[torch.Tensor] = []
+        self._turn = 0
+        cuda = device.type == "cuda"
+        # Inference on a stream of its own, not the default one that other CUDA work (FFmpeg's
+        # hardware decoder, a download of a decoded frame) waits behind; copies on another.
+        self._compute = torch.cuda.Stream(device) if cuda else None
+        self._copy = torch.cuda.Stream(device) if cuda else None
 
     @classmethod
     def load(
@@ -77,43 +86,67 @@ class Classifier:
         return len(self.class_names)
 
     def host_buffer(self, n: int) -> np.ndarray:
-        """A reusable uint8 [n, H, W, 3] host array (pinned on CUDA) to stack frames into."""
-        if self._host is None or self._host.shape[0] < n:
+        """The uint8 [n, H, W, 3] host array (pinned on CUDA) the next ``submit`` reads: stack frames into it."""
+        if not self._host or self._host[0].shape[0] < n:
             h, w = self.input_size
             shape = (max(n, self.max_batch, 1), h, w, 3)  # once: pinned allocations are slow
             if self.device.type == "cuda":
-                self._pinned = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
-                self._host = self._pinned.numpy()
+                self._pinned = [torch.empty(shape, dtype=torch.uint8, pin_memory=True) for _ in range(2)]
+                self._out = [torch.empty((shape[0], self.num_classes), dtype=torch.float32, pin_memory=True)
+                             for _ in range(2)]
+                self._host = [t.numpy() for t in self._pinned]
             else:
-                self._pinned = None
-                self._host = np.empty(shape, np.uint8)
-        return self._host[:n]
+                self._host = [np.empty(shape, np.uint8) for _ in range(2)]
+        return self._host[self._turn][:n]
 
-    def _to_device(self, images: np.ndarray) -> torch.Tensor:
-        n = images.shape[0]
-        if self.device.type != "cuda":
-            return torch.from_numpy(np.ascontiguousarray(images))
-        host = self.host_buffer(n)
-        if images.__array_interface__["data"][0] != host.__array_interface__["data"][0]:
-            host[...] = images  # not stacked into our pinned buffer: copy there first
-        assert self._pinned is not None
-        return self._pinned[:n].to(self.device, non_blocking=True)
+    def submit(self, images: np.ndarray) -> Launched:
+        """Launch uint8 [N, H, W, 3] RGB frames at input_size; ``.result()`` gives float32 [N, num_classes].
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        """uint8 [N, H, W, 3] RGB at input_size -> float32 [N, num_classes] softmax probabilities."""
+        On CUDA this returns once the work is queued: the copy runs on a side stream, the forward
+        on the compute stream, the probabilities come back into pinned memory, and an event marks
+        the end. On a CPU it classifies at once (the same steps, without streams).
+        """
         h, w = self.input_size
         if images.ndim != 4 or images.shape[1:] != (h, w, 3) or images.dtype != np.uint8:
             raise ValueError(f"expected uint8 [N, {h}, {w}, 3] images, got {images.dtype} {list(images.shape)}")
         n = images.shape[0]
         if n == 0:
-            return np.zeros((0, self.num_classes), np.float32)
+            return Launched(np.zeros((0, self.num_classes), np.float32))
+        if self.device.type != "cuda":
+            with torch.inference_mode():
+                probs = self._infer(torch.from_numpy(np.ascontiguousarray(images)))
+                return Launched(probs.cpu().numpy())
+        return self._submit_cuda(images, n)
+
+    def _submit_cuda(self, images: np.ndarray, n: int) -> Launched:
+        host = self.host_buffer(n)
+        if images.__array_interface__["data"][0] != host.__array_interface__["data"][0]:
+            host[...] = images  # not stacked into this turn's pinned buffer: copy there first
+        turn, self._turn = self._turn, self._turn ^ 1
+        assert self._compute is not None and self._copy is not None
         with torch.inference_mode():
-            x = self._to_device(images)
-            x = x.permute(0, 3, 1, 2).to(torch.float32).mul_(1.0 / 255)
-            x = x.sub_(self._mean).div_(self._std).contiguous()
-            logits = self.forward(x)  # autocast to self.dtype inside the network
-            probs = torch.softmax(logits.float(), dim=1)
-            return probs.cpu().numpy()
+            with torch.cuda.stream(self._copy):
+                x = self._pinned[turn][:n].to(self.device, non_blocking=True)
+            self._compute.wait_stream(self._copy)
+            x.record_stream(self._compute)  # allocated on the copy stream, used on the compute stream
+            with torch.cuda.stream(self._compute):
+                probs = self._infer(x)
+                out = self._out[turn][:n]
+                out.copy_(probs, non_blocking=True)
+                done = torch.cuda.Event()
+                done.record(self._compute)
+        return Launched(out, done)
+
+    def _infer(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 NHWC on the device -> float32 softmax probabilities on the device."""
+        x = x.permute(0, 3, 1, 2).to(torch.float32).mul_(1.0 / 255)
+        x = x.sub_(self._mean).div_(self._std).contiguous()
+        logits = self.forward(x)  # autocast to self.dtype inside the network
+        return torch.softmax(logits.float(), dim=1)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """uint8 [N, H, W, 3] RGB at input_size -> float32 [N, num_classes] softmax probabilities."""
+        return self.submit(images).result()
 
     def prepare(self) -> None:
         """Compile / capture every batch bucket now (model.compile, model.cuda_graphs), not in service.
@@ -141,10 +174,34 @@ class Classifier:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
+    @property
+    def stream(self) -> torch.cuda.Stream | None:
+        """The CUDA stream inference runs on (None on a CPU)."""
+        return self._compute
+
     def release_memory(self) -> None:
         """Give cached device memory back after an out-of-memory error."""
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+class Launched:
+    """A submitted batch; ``result()`` waits for it (on CUDA) and returns its probabilities."""
+
+    def __init__(self, out: np.ndarray | torch.Tensor, done: torch.cuda.Event | None = None) -> None:
+        self._out = out
+        self._done = done
+
+    @property
+    def ready(self) -> bool:
+        return self._done is None or self._done.query()
+
+    def result(self) -> np.ndarray:
+        if self._done is None:
+            return self._out  # type: ignore[return-value]
+        self._done.synchronize()
+        # A copy: the pinned output buffer is reused two launches later, trackers keep rows longer.
+        return self._out.numpy().copy()  # type: ignore[union-attr]
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -3,49 +3,50 @@
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
-from typing import Protocol
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from birdstream.engine import metrics
+from birdstream.engine.calls import BatchClassifier, Handle, is_out_of_memory, submitter
 from birdstream.engine.mailbox import INVALID, OOM, REMOVED, SHUTDOWN, STALE, Mailbox
 from birdstream.errors import first_line
 from birdstream.messages import Frame, Prediction
 
 log = logging.getLogger(__name__)
 
+__all__ = ["BatchClassifier", "Engine", "is_out_of_memory"]
 
-class BatchClassifier(Protocol):
-    """What the engine needs of a classifier (``Classifier`` is the real one)."""
-
-    class_names: list[str]
-    input_size: tuple[int, int]
-
-    def __call__(self, images: np.ndarray) -> np.ndarray: ...
+Taken = list[tuple[Mailbox, Frame]]
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """True for host or device out-of-memory errors (CUDA OOM without importing torch here)."""
-    if isinstance(exc, MemoryError):
-        return True
-    torch = sys.modules.get("torch")
-    oom_type = getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None) if torch else None
-    if oom_type is not None and isinstance(exc, oom_type):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and any(
-        marker in text for marker in ("out of memory", "not enough memory", "can't allocate memory")
-    )
+@dataclass
+class _Launched:
+    """One gathered batch: its frames, the valid ones, and the classifier's handle (None after an OOM)."""
+
+    taken: Taken
+    good: Taken
+    handle: Handle | None = None
+    started: float = 0.0  # clock() at launch
+    t0: float = field(default_factory=time.perf_counter)
+
+    @property
+    def ready(self) -> bool:
+        return self.handle is None or bool(self.handle.ready)
 
 
 class Engine:
     """Gathers frames round-robin from per-stream mailboxes into batches and classifies them.
 
-    ``on_predictions`` is called inline on the inference thread with each batch's predictions.
+    ``on_predictions`` is called on the inference thread with each batch's predictions, in
+    order; it should only hand them on (the live pipeline queues them to its tracker thread).
+    With a classifier that launches asynchronously (a GPU), batch k+1 is gathered, stacked and
+    launched while batch k runs, and batch k is collected after that: the device never waits for
+    the CPU work between batches.
     """
 
     def __init__(
@@ -77,20 +78,21 @@ class Engine:
         self.error: BaseException | None = None
         self.batches = 0
         self.done = threading.Event()  # set when the inference thread has exited
-        self._debug_wedge = threading.Event()  # test hook: freeze the loop (no heartbeat)
-        self._debug_wedged = threading.Event()  # set by the loop once it is frozen
-        self._lock = threading.Lock()
+        # Re-entrant and shared with every mailbox: a gather holds it over all streams at once.
+        self._lock = threading.RLock()
         self._ready = threading.Condition(self._lock)  # a frame arrived or stop
         self._idle = threading.Condition(self._lock)  # a batch was delivered
         self._mailboxes: dict[str, Mailbox] = {}
         self._order: list[str] = []
         self._rr = 0
-        self._inflight: set[Mailbox] = set()  # mailboxes with frames in the running batch
+        self._inflight: Counter[Mailbox] = Counter()  # frames taken but not yet delivered, per mailbox
         self._stopping = False
         self._drain_on_stop = False
         self._oom_logged = False
         self._invalid_logged: set[str] = set()
-        self._buffer: np.ndarray | None = None
+        self._buffers: list[np.ndarray] = []  # two, used in turn: one is stacked while the other is read
+        self._turn = 0
+        self._submit = submitter(classifier)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     # ---- streams -------------------------------------------------------------------------
@@ -115,7 +117,7 @@ class Engine:
                     clock=self.clock,
                 )
                 if self._stopping:
-                    box._closed = True
+                    box.close()
                 self._mailboxes[stream_id] = box
                 self._order.append(stream_id)
             return box
@@ -127,8 +129,7 @@ class Engine:
             if box is None:
                 return
             self._order.remove(stream_id)
-            box._closed = True
-            box._discard_all_locked(REMOVED)
+            box.close(discard=REMOVED)
         metrics.QUEUE_DEPTH.remove(stream_id)
 
     def streams(self) -> list[str]:
@@ -146,8 +147,7 @@ class Engine:
             self._stopping = True
             self._drain_on_stop = drain
             for box in self._mailboxes.values():
-                box._closed = True
-                box._room.notify_all()
+                box.close()
             self._ready.notify_all()
             self._idle.notify_all()
 
@@ -167,9 +167,9 @@ class Engine:
 
         def pending() -> bool:
             if stream_id is None:
-                return bool(self._inflight) or self._any_items_locked()
+                return any(self._inflight.values()) or self._any_items_locked()
             box = self._mailboxes.get(stream_id)
-            return box is not None and (box in self._inflight or box._has_items_locked())
+            return box is not None and (self._inflight[box] > 0 or box.has_frames)
 
         with self._lock:
             while pending():
@@ -184,50 +184,56 @@ class Engine:
     # ---- the loop ------------------------------------------------------------------------
 
     def _run(self) -> None:
+        pending: _Launched | None = None  # launched, not yet collected
         try:
             while True:
                 self.heartbeat = self.clock()
-                if self._debug_wedge.is_set() and not self._stopping:
-                    self._wedge()
-                    continue
-                batch = self._gather()
+                batch = self._gather(wait=pending is None)
                 if batch is None:
                     break
-                if batch:
-                    self._process(batch)
+                launched = self._launch(batch) if batch else None
+                if pending is not None:
+                    self._deliver(pending)
+                    pending = None
+                if launched is not None and launched.ready:
+                    self._deliver(launched)  # a synchronous classifier: nothing to overlap with
+                else:
+                    pending = launched
+                self.busy_since = pending.started if pending is not None else None
+            if pending is not None:
+                self._deliver(pending)  # stopping: the running batch still reaches its trackers
         except BaseException as exc:  # noqa: BLE001 - surfaced to the supervisor via .error
             self.error = exc
             metrics.ERRORS_TOTAL.inc()
             log.exception("engine: inference thread failed; it has stopped")
         finally:
+            self.busy_since = None
             with self._lock:
                 self._stopping = True
                 for box in list(self._mailboxes.values()):
-                    box._closed = True
-                    box._discard_all_locked(SHUTDOWN)
+                    box.close(discard=SHUTDOWN)
                 self._inflight.clear()
                 self._idle.notify_all()
             self.done.set()
 
-    def _wedge(self) -> None:
-        self._debug_wedged.set()
-        with self._lock:
-            while self._debug_wedge.is_set() and not self._stopping:
-                self._ready.wait(0.05)
-        self._debug_wedged.clear()
+    def _gather(self, *, wait: bool = True) -> Taken | None:
+        """Collect one batch; [] after an idle tick, None when the engine should exit.
 
-    def _gather(self) -> list[tuple[Mailbox, Frame]] | None:
-        """Collect one batch; [] after an idle tick, None when the engine should exit."""
+        Without ``wait`` (a batch is running on the device) it takes only the frames already
+        queued: they arrived while the device worked, and the running batch must be collected.
+        """
         with self._lock:
             if not self._any_items_locked():
                 if self._stopping:
                     return None
+                if not wait:
+                    return []
                 self._ready.wait(self.idle_tick_s)
                 if not self._any_items_locked():
                     return None if self._stopping else []
             if self._stopping and not self._drain_on_stop:
                 return None
-            batch: list[tuple[Mailbox, Frame]] = []
+            batch: Taken = []
             oldest: float | None = None
             while True:
                 oldest = self._take_round_locked(batch, oldest)
@@ -235,7 +241,7 @@ class Engine:
                     break
                 if self._any_items_locked():
                     continue  # more frames already waiting: taking them costs no latency
-                if oldest is None or self._stopping:
+                if oldest is None or self._stopping or not wait:
                     break
                 remaining = oldest + self.max_wait_s - self.clock()
                 if remaining <= 0:
@@ -248,7 +254,7 @@ class Engine:
             return batch
 
     def _any_items_locked(self) -> bool:
-        return any(b._has_items_locked() for b in self._mailboxes.values())
+        return any(b.has_frames for b in self._mailboxes.values())
 
     def _take_round_locked(self, batch: list[tuple[Mailbox, Frame]], oldest: float | None) -> float | None:
         """One pass over the streams, one frame each, starting after last pass's first stream."""
@@ -262,87 +268,110 @@ class Engine:
             if len(batch) >= self.batch_cap:
                 break
             box = self._mailboxes[self._order[(start + i) % n]]
-            item = box._pop_locked()
+            item = box.take()
             if item is None:
                 continue
             enqueued, frame = item
             if not box.blocking and now - enqueued > self.max_age_s:
-                box._count_drop_locked(STALE)
+                box.drop(STALE)
                 continue
             batch.append((box, frame))
-            self._inflight.add(box)  # taken but not yet delivered: drain() must still wait
+            self._inflight[box] += 1  # taken but not yet delivered: drain() must still wait
             oldest = enqueued if oldest is None else min(oldest, enqueued)
         return oldest
 
-    def _process(self, batch: list[tuple[Mailbox, Frame]]) -> None:
+    def _launch(self, batch: Taken) -> _Launched:
+        """Check, stack and launch one gathered batch (classified at once by a synchronous classifier)."""
         h, w = self.classifier.input_size
-        good: list[tuple[Mailbox, Frame]] = []
+        good: Taken = []
         for box, frame in batch:
             img = frame.image
             if img.shape != (h, w, 3) or img.dtype != np.uint8:
                 self._drop_invalid(box, frame)
             else:
                 good.append((box, frame))
+        launched = _Launched(batch, good, started=self.clock())
+        if not good:
+            return launched
+        if self.busy_since is None:
+            self.busy_since = launched.started
+        launched.handle = self._try(lambda: self._submit(self._stack([f.image for _, f in good])), len(good))
+        return launched
+
+    def _deliver(self, launched: _Launched) -> None:
+        """Collect a launched batch and hand its predictions on, in the order the frames were taken."""
+        good = launched.good
+        probs = self._try(launched.handle.result, len(good)) if launched.handle is not None else None
+        if probs is not None:
+            metrics.INFERENCE_SECONDS.observe(time.perf_counter() - launched.t0)
+            metrics.BATCH_SIZE.observe(len(good))
+            predictions = [Prediction(frame=f, probs=p) for (_, f), p in zip(good, probs)]
+        else:
+            predictions = self._classify_in_parts(good) if good else []
+        if predictions:
+            self.on_predictions(predictions)
+        delivered = Counter(box for box, _ in good) if probs is not None else self._stream_boxes(predictions, good)
+        for box, n in delivered.items():
+            box.mark_classified(n)  # before drain() can return: its counts are current then
+        with self._lock:
+            for box, _ in launched.taken:
+                self._inflight[box] -= 1
+                if self._inflight[box] <= 0:
+                    del self._inflight[box]
+            self._idle.notify_all()
+        self.batches += 1
+
+    def _stream_boxes(self, predictions: list[Prediction], good: Taken) -> Counter[Mailbox]:
+        """Predictions per mailbox (a batch classified in parts may have lost frames to OOM)."""
+        boxes = {id(f): box for box, f in good}
+        return Counter(boxes[id(p.frame)] for p in predictions)
+
+    def _classify_in_parts(self, good: Taken) -> list[Prediction]:
+        """After an out-of-memory error: classify at once in parts of the (halved) cap; a lone frame
+        that still does not fit is dropped (counted as oom)."""
         predictions: list[Prediction] = []
-        delivered: list[tuple[Mailbox, int]] = []
         i = 0
         while i < len(good):
             chunk = good[i : i + self.batch_cap]
-            probs = self._classify(chunk)
+            t0 = time.perf_counter()
+            handle = self._try(lambda: self._submit(self._stack([f.image for _, f in chunk])), len(chunk))
+            probs = self._try(handle.result, len(chunk)) if handle is not None else None
             if probs is None:  # out of memory: the cap was halved, retry this part
                 if len(chunk) == 1:
-                    with self._lock:
-                        chunk[0][0]._count_drop_locked(OOM)
+                    chunk[0][0].drop(OOM)
                     i += 1
                 continue
+            metrics.INFERENCE_SECONDS.observe(time.perf_counter() - t0)
+            metrics.BATCH_SIZE.observe(len(chunk))
             predictions.extend(Prediction(frame=f, probs=p) for (_, f), p in zip(chunk, probs))
-            delivered.extend((box, 1) for box, _ in chunk)
             i += len(chunk)
-        if predictions:
-            self.on_predictions(predictions)
-        with self._lock:
-            for box, n in delivered:
-                box.classified += n
-            self._inflight.clear()
-            self._idle.notify_all()
-        for box, _ in delivered:
-            metrics.FRAMES_CLASSIFIED.labels(stream=box.stream_id).inc()
-        self.batches += 1
+        return predictions
 
-    def _classify(self, chunk: list[tuple[Mailbox, Frame]]) -> np.ndarray | None:
-        n = len(chunk)
-        images = self._stack([f.image for _, f in chunk])
-        t0 = time.perf_counter()
-        self.busy_since = self.clock()
+    def _try(self, call: Callable[[], object], n: int):  # noqa: ANN202 - the call's own result
+        """``call()``, or None after an out-of-memory error (the batch cap halved, memory released)."""
         try:
-            probs = self.classifier(images)
+            return call()
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
             self._on_oom(exc, n)
-            probs = None
-        finally:
-            self.busy_since = None
-        if probs is None:
-            # Outside the except block, so the failed call's tensors are no longer referenced.
-            release = getattr(self.classifier, "release_memory", None)
-            if release is not None:
-                release()
-            return None
-        metrics.INFERENCE_SECONDS.observe(time.perf_counter() - t0)
-        metrics.BATCH_SIZE.observe(n)
-        return probs
+        # Outside the except block, so the failed call's tensors are no longer referenced.
+        release = getattr(self.classifier, "release_memory", None)
+        if release is not None:
+            release()
+        return None
 
     def _stack(self, images: list[np.ndarray]) -> np.ndarray:
         n = len(images)
         host_buffer = getattr(self.classifier, "host_buffer", None)
         if host_buffer is not None:
-            out = host_buffer(n)  # e.g. pinned memory: saves a copy before the transfer
+            out = host_buffer(n)  # e.g. pinned memory, a fresh one per launch: saves a copy before the transfer
         else:
-            h, w = self.classifier.input_size
-            if self._buffer is None or self._buffer.shape[0] < n:
-                self._buffer = np.empty((max(n, self.max_batch), h, w, 3), np.uint8)
-            out = self._buffer[:n]
+            self._turn ^= 1
+            if not self._buffers or self._buffers[0].shape[0] < n:
+                h, w = self.classifier.input_size
+                self._buffers = [np.empty((max(n, self.max_batch), h, w, 3), np.uint8) for _ in range(2)]
+            out = self._buffers[self._turn][:n]
         np.stack(images, out=out)
         return out
 
@@ -359,8 +388,7 @@ class Engine:
             log.debug("engine: out of memory again on %d; batch cap now %d", n, self.batch_cap)
 
     def _drop_invalid(self, box: Mailbox, frame: Frame) -> None:
-        with self._lock:
-            box._count_drop_locked(INVALID)
+        box.drop(INVALID)
         if box.stream_id not in self._invalid_logged:
             self._invalid_logged.add(box.stream_id)
             log.error(

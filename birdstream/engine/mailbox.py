@@ -25,7 +25,11 @@ OOM = "oom"
 
 
 class Mailbox:
-    """A small bounded queue of frames for one stream."""
+    """A small bounded queue of frames for one stream.
+
+    Every method takes the mailbox's lock itself. The engine passes one re-entrant lock to all
+    its mailboxes, so it can hold it across a gather over every stream and still call them.
+    """
 
     def __init__(
         self,
@@ -33,7 +37,7 @@ class Mailbox:
         capacity: int = 2,
         *,
         blocking: bool = False,
-        lock: threading.Lock | None = None,
+        lock: threading.RLock | None = None,
         on_put: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -42,8 +46,7 @@ class Mailbox:
         self.stream_id = stream_id
         self.capacity = capacity
         self.blocking = blocking
-        # The engine passes its own lock so one condition can watch every mailbox.
-        self._lock = lock if lock is not None else threading.Lock()
+        self._lock = lock if lock is not None else threading.RLock()
         self._room = threading.Condition(self._lock)
         self._on_put = on_put
         self._clock = clock
@@ -53,8 +56,9 @@ class Mailbox:
         self.put_count = 0
         self.classified = 0
         self.max_depth = 0
-        self._depth = metrics.QUEUE_DEPTH.labels(stream=stream_id)
-        self._depth.set(0)
+        # Read when scraped, not written per frame: the hot path stays free of metric locks.
+        metrics.QUEUE_DEPTH.labels(stream=stream_id).set_function(self._items.__len__)
+        self._classified_total = metrics.FRAMES_CLASSIFIED.labels(stream=stream_id)  # looked up once
 
     @property
     def dropped(self) -> int:
@@ -66,9 +70,16 @@ class Mailbox:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def has_frames(self) -> bool:
+        """True while a frame waits to be taken."""
+        return bool(self._items)
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._items)
+
+    # ---- producer side ---------------------------------------------------------------------
 
     def put(self, frame: Frame) -> bool:
         """Queue a frame; False if the mailbox is closed (the frame was not taken)."""
@@ -80,45 +91,61 @@ class Mailbox:
                 return False
             if len(self._items) >= self.capacity:
                 self._items.popleft()
-                self._count_drop_locked(OVERFLOW)
+                self._count(OVERFLOW, 1)
             self._items.append((self._clock(), frame))
             self.put_count += 1
             depth = len(self._items)
-            self.max_depth = max(self.max_depth, depth)
-            self._depth.set(depth)
+            if depth > self.max_depth:
+                self.max_depth = depth
             if self._on_put is not None:
                 self._on_put()
         return True
 
-    def close(self) -> None:
-        """Refuse further frames and release any blocked ``put``."""
+    # ---- consumer side ---------------------------------------------------------------------
+
+    def take(self) -> tuple[float, Frame] | None:
+        """The oldest frame with the clock() time it was queued, or None if empty; makes room for a put."""
+        with self._lock:
+            if not self._items:
+                return None
+            item = self._items.popleft()
+            # Only a blocking put ever waits for room. It is woken once half the mailbox is free,
+            # not for every frame taken: it then refills in one go, one thread switch instead of many.
+            if self.blocking and len(self._items) <= self.capacity // 2:
+                self._room.notify()
+            return item
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` frames taken from this mailbox that will not be classified (stale, invalid, oom)."""
+        if n <= 0:
+            return
+        with self._lock:
+            self._count(reason, n)
+
+    def mark_classified(self, n: int = 1) -> None:
+        """Count ``n`` frames of this stream delivered with a prediction."""
+        with self._lock:
+            self.classified += n
+        self._classified_total.inc(n)
+
+    def discard(self, reason: str) -> int:
+        """Drop every queued frame, counted under ``reason``; returns how many."""
+        with self._lock:
+            n = len(self._items)
+            self._items.clear()
+            self._count(reason, n)
+            self._room.notify_all()
+            return n
+
+    def close(self, discard: str | None = None) -> int:
+        """Refuse further frames and release any blocked ``put``; with ``discard``, drop what is queued too."""
         with self._lock:
             self._closed = True
             self._room.notify_all()
+            return self.discard(discard) if discard is not None else 0
 
-    # The methods below are called with the shared lock held (by the engine).
-
-    def _pop_locked(self) -> tuple[float, Frame] | None:
-        if not self._items:
-            return None
-        item = self._items.popleft()
-        self._depth.set(len(self._items))
-        self._room.notify()
-        return item
-
-    def _has_items_locked(self) -> bool:
-        return bool(self._items)
-
-    def _count_drop_locked(self, reason: str, n: int = 1) -> None:
+    def _count(self, reason: str, n: int) -> None:
         if n <= 0:
             return
         self.drops[reason] += n
         metrics.DROPPED_FRAMES.labels(stream=self.stream_id, reason=reason).inc(n)
-
-    def _discard_all_locked(self, reason: str) -> int:
-        n = len(self._items)
-        self._items.clear()
-        self._depth.set(0)
-        self._count_drop_locked(reason, n)
-        self._room.notify_all()
-        return n

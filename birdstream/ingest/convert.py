@@ -84,6 +84,9 @@ class Converter:
 
     def video(self, frame: av.VideoFrame) -> Converted:
         quarter = rotation_of(frame)
+        if frame.sw_format is not None and (self.want_full or self.roi is not None):
+            # A picture still on the decoding device, needed twice: download it once.
+            frame = frame.reformat(format=frame.sw_format.name)
         if self.roi is None:
             # Fast path: one swscale pass from YUV to planar RGB at the model size.
             h, w = self.input_size

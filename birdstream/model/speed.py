@@ -14,6 +14,7 @@ Defaults (no int8, native size, no compile, no graphs) leave the network's outpu
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Literal
 
 import torch
 
-from birdstream.errors import ConfigError
+from birdstream.errors import ConfigError, first_line
 from birdstream.model.graphs import GraphedForward, batch_buckets, bucket_for, pad_batch
 from birdstream.model.quantize import quantize_int8
 from birdstream.model.vit_parallel import ViTParallel, module_device
@@ -138,10 +139,11 @@ def prepare_network(
     if options.compile:
         if net.quantized:
             raise ConfigError("model.compile: cannot compile an int8-quantized network; set model.quantize: none")
-        buckets = batch_buckets(max_batch)
-        # One static-shape compilation per bucket (padded batches never change shape otherwise).
-        forward = torch.compile(net, dynamic=False, backend=compile_backend, recompile_limit=len(buckets) + 2)
-        applied.append(COMPILE)
+        compiled = compile_forward(net, compile_backend, len(batch_buckets(max_batch)) + 2)
+        if compiled is not None:
+            buckets = batch_buckets(max_batch)
+            forward = compiled
+            applied.append(COMPILE)
     if graphs:
         # Our own graphs, around the compiled code too: process-wide (not per thread, as
         # torch.compile's reduce-overhead mode keeps them), captured at warm-up, replayed by the engine.
@@ -151,3 +153,36 @@ def prepare_network(
         applied.append(GRAPHS)
     logger.info("model speed options: %s", ", ".join(applied) or "defaults")
     return PreparedNetwork(net, forward, device, buckets, applied)
+
+
+def compile_forward(net: torch.nn.Module, backend: Any, shapes: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """``torch.compile(net)`` for ``shapes`` static batch shapes on whichever torch is installed, or None.
+
+    torch.compile takes ``recompile_limit`` only from torch 2.13; before that the limit is the
+    process-wide dynamo setting (``recompile_limit``, earlier ``cache_size_limit``), which is only
+    ever raised here. A torch that cannot compile at all (no dynamo for this Python, a missing
+    compiler) is one error line and an eager network, as a failure at warm-up is.
+    """
+    kwargs: dict[str, Any] = {"dynamic": False, "backend": backend}
+    try:
+        if "recompile_limit" in inspect.signature(torch.compile).parameters:
+            kwargs["recompile_limit"] = shapes
+        else:
+            _raise_dynamo_limit(shapes)
+        # One static-shape compilation per bucket (padded batches never change shape otherwise).
+        return torch.compile(net, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - any failure to set up compilation has the same remedy
+        logger.error("model.compile: torch %s cannot compile here (%s: %s); running without it",
+                     torch.__version__, type(exc).__name__, first_line(exc, 300))
+        return None
+
+
+def _raise_dynamo_limit(shapes: int) -> None:
+    import torch._dynamo.config as dynamo_config
+
+    for name in ("recompile_limit", "cache_size_limit"):
+        current = getattr(dynamo_config, name, None)
+        if isinstance(current, int):
+            if current < shapes:
+                setattr(dynamo_config, name, shapes)
+            return

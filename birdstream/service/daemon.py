@@ -39,7 +39,7 @@ def run_daemon(config: Config, config_path: Path | None = None, *, supervisor: S
         lock.release()
 
 
-def _engine_check(engine, stale_s: float):
+def engine_check(engine, stale_s: float):
     """Healthy while the inference loop turns; one long classifier call (a big CPU batch) gets 5x longer."""
     import time
 
@@ -142,8 +142,10 @@ def _run(config: Config, config_path: Path | None, sup: Supervisor) -> int:
     if site is not None:
         site.streams = pipeline.statuses
     engine = pipeline.engine
-    sup.add_check("engine", _engine_check(engine, config.service.watchdog_stale_s))
+    sup.add_check("engine", engine_check(engine, config.service.watchdog_stale_s))
     sup.add_fatal_check("engine", lambda: f"engine failed: {engine.error}" if engine.error else None)
+    sup.add_fatal_check("track", lambda: f"tracker thread failed: {pipeline.tracking.error}"
+                        if pipeline.tracking.error else None)
     sup.watch_streams(pipeline.statuses)
     sup.add_notice("outbox", lambda: publisher.outbox_notice)
     state = {"config": config}

@@ -1,8 +1,8 @@
-"""The live path: stream readers -> engine (one inference thread) -> per-stream trackers -> publisher.
+"""The live path: stream readers -> engine (one inference thread) -> tracker thread -> publisher.
 
 The daemon owns one LivePipeline. Trackers are pure code without locks: every call into them
-(predictions from the engine thread, end-of-stream from reader threads, the once-a-second tick)
-goes through one lock here.
+(predictions handed over by the engine, end-of-stream from reader threads, the once-a-second
+tick, shutdown) runs on the one tracker thread, queued in order (station/tracking.py).
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from birdstream.engine.mailbox import INVALID, OOM, Mailbox
 from birdstream.ingest.reader import StreamReader
 from birdstream.ingest.seen import SeenFiles
 from birdstream.ingest.spec import SourceSpec
-from birdstream.messages import FINAL_STATES, Prediction, SightingEvent, StreamStatus
+from birdstream.messages import FINAL_STATES, SightingEvent, StreamStatus
 from birdstream.publish.species_seen import SpeciesSeen
 from birdstream.station import wiring
+from birdstream.station.tracking import TrackerThread
 from birdstream.track.router import MediaTracker
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,10 @@ class LivePipeline:
         self.classifier = classifier
         self.sink = sink
         self._on_status = on_status
-        self.engine = wiring.engine(config, classifier, self._on_predictions)
-        self._lock = threading.Lock()
-        self.seen = SpeciesSeen(config.state_dir)  # first_at_station; written under self._lock, rarely
-        self._trackers: dict[str, MediaTracker] = {}
+        self.tracking = TrackerThread(self._emit)
+        self.engine = wiring.engine(config, classifier, self.tracking.submit)
+        self._lock = threading.Lock()  # guards _pending (folder files waiting to be recorded)
+        self.seen = SpeciesSeen(config.state_dir)  # first_at_station; written on the tracker thread, rarely
         self._readers: dict[str, StreamReader] = {}
         # Folder files whose frames are all in their mailbox: (mailbox, put count then, path, record).
         self._pending: dict[str, list[tuple[Mailbox, int, Path, SeenFiles]]] = {}
@@ -65,13 +66,17 @@ class LivePipeline:
         streams = self.config.enabled_streams
         # Every stream's plan first: a bad species name opens nothing.
         plans = [wiring.stream_plan(self.config, stream, self.classifier.class_names) for stream in streams]
+        self.tracking.start()
         self.engine.start()
         self._ticker.start()
         for plan in plans:
             self._open(plan)
 
     def stop(self) -> None:
-        """Stop ingest, let the engine finish its batch, end every open sighting."""
+        """Stop ingest, let the engine finish its batch, let the trackers take it, end every open sighting.
+
+        When this returns every event has been handed to the sink (which the daemon flushes next).
+        """
         readers = list(self._readers.values())
         for reader in readers:
             reader.stop()
@@ -84,8 +89,8 @@ class LivePipeline:
         self._stop.set()
         if self._ticker.ident is not None:
             self._ticker.join(5.0)
-        with self._lock:
-            self._emit([e for tracker in self._trackers.values() for e in tracker.close()])
+        if not self.tracking.stop(30.0):
+            log.warning("track: the tracker thread did not finish within 30 s")
         self._record_done()
 
     # ---- streams ----------------------------------------------------------------------------
@@ -100,8 +105,7 @@ class LivePipeline:
             raise ValueError(f"stream {stream_id} is already running")
         tracker = wiring.tracker(self.config, self.classifier, plan.track, lambda frame: stream_id,
                                   seen=self.seen)
-        with self._lock:
-            self._trackers[stream_id] = tracker
+        self.tracking.add(stream_id, tracker)
         mailbox = self.engine.mailbox(stream_id, blocking=plan.blocking)
         seen, on_file_done = self._folder_record(stream_id, plan.spec, mailbox)
         reader = StreamReader(plan.spec, input_size=self.classifier.input_size, emit=mailbox.put,
@@ -119,9 +123,7 @@ class LivePipeline:
         self.engine.remove_stream(stream_id)  # closes the mailbox: a reader blocked on a full one returns
         if reader is not None and not reader.join(5.0):
             log.warning("stream %s: reader did not stop within 5 s", stream_id)
-        with self._lock:
-            tracker = self._trackers.pop(stream_id, None)
-            self._emit(tracker.close() if tracker is not None else [])
+        self.tracking.close_stream(stream_id, forget=True)  # after its predictions already handed over
         self._record_done()
         with self._lock:
             self._pending.pop(stream_id, None)
@@ -150,14 +152,10 @@ class LivePipeline:
 
     # ---- callbacks --------------------------------------------------------------------------
 
-    def _on_predictions(self, predictions: list[Prediction]) -> None:
-        events: list[SightingEvent] = []
-        with self._lock:
-            for prediction in predictions:
-                tracker = self._trackers.get(prediction.frame.stream_id)
-                if tracker is not None:
-                    events.extend(tracker.update(prediction))
-            self._emit(events)
+    @property
+    def error(self) -> BaseException | None:
+        """What stopped the inference or the tracker thread, if one has failed."""
+        return self.engine.error or self.tracking.error
 
     def _status_callback(self, stream_id: str) -> Callable[[StreamStatus], None]:
         def on_status(status: StreamStatus) -> None:
@@ -165,9 +163,7 @@ class LivePipeline:
                 # A file that ended (or a source that gave up) cannot support its sighting any more;
                 # its last frames may still be queued, so let the engine classify them first.
                 self.engine.drain(timeout=10.0, stream_id=stream_id)
-                with self._lock:
-                    tracker = self._trackers.get(stream_id)
-                    self._emit(tracker.close() if tracker is not None else [])
+                self.tracking.close_stream(stream_id)
             status = self._with_engine_drops(status)
             self.sink.publish_status(status)
             if self._on_status is not None:
@@ -193,7 +189,11 @@ class LivePipeline:
 
     def _record_done(self) -> None:
         """Record the folder files whose every frame went through the tracker (its events are with
-        the publisher): only then may a restart skip them."""
+        the publisher): only then may a restart skip them.
+
+        The engine counts a batch classified only after handing its predictions to the tracker
+        thread, so once the tracker thread has worked through its queue (the empty call below), every
+        frame counted here has been tracked and its events emitted."""
         ready: dict[SeenFiles, list[Path]] = {}
         with self._lock:
             for items in self._pending.values():
@@ -203,14 +203,17 @@ class LivePipeline:
                         break
                     items.pop(0)
                     ready.setdefault(seen, []).append(path)
+        if not ready or self.tracking.error is not None:
+            return  # a failed tracker thread lost predictions: those files are classified again next start
+        if self.tracking.is_alive() and not self.tracking.call(lambda: []):
+            return  # not tracked in time: classified again next start rather than lost
         for seen, paths in ready.items():
             seen.add(paths)
 
     def _tick_loop(self) -> None:
         last_status = time.monotonic()
         while not self._stop.wait(TICK_S):
-            with self._lock:
-                self._emit([e for tracker in self._trackers.values() for e in tracker.tick()])
+            self.tracking.tick()
             self._record_done()
             if time.monotonic() - last_status >= STATUS_EVERY_S:
                 last_status = time.monotonic()
@@ -218,7 +221,7 @@ class LivePipeline:
                     self.sink.publish_status(status)
 
     def _emit(self, events: list[SightingEvent]) -> None:
-        """Hand events to the sink; called under the tracker lock, so one sighting's events leave in
-        order whichever thread made them (the sink only queues: this never waits on I/O)."""
+        """Hand events to the sink; called on the tracker thread only, so one sighting's events leave
+        in order (the sink only queues: this never waits on I/O)."""
         for event in events:
             self.sink.publish(event)

@@ -117,6 +117,8 @@ def resolve_species(names: Sequence[str], class_names: Sequence[str], key: str) 
     Case, underscores, hyphens and repeated spaces do not matter; an unknown name gets a
     "did you mean" suggestion from the model's classes.
     """
+    if not names:
+        return ()  # the common case, for every new tracker: no need to fold 735 class names
     exact = set(class_names)
     folded = {_fold(c): c for c in class_names}
     out: list[str] = []

@@ -23,6 +23,8 @@ class Smoother:
         self._start_from_first = start_from_first
         self._last: np.ndarray | None = None
         self._t: float | None = None
+        self._diff = np.empty(size, dtype=np.float64)  # scratch: no allocation per frame
+        self._full_step = 1.0 - math.exp(-max_frame_s / tau_s) if tau_s > 0 else 1.0
 
     def add(self, probs: np.ndarray, t: float) -> np.ndarray:
         if self._tau <= 0 or (self._t is None and self._start_from_first):
@@ -31,12 +33,18 @@ class Smoother:
             dt = self._max_frame if self._t is None or t <= self._t else t - self._t
             hold = dt - self._max_frame
             if hold > 0 and self._last is not None:
-                self.value += (1.0 - math.exp(-hold / self._tau)) * (self._last - self.value)
+                self._step(self._last, 1.0 - math.exp(-hold / self._tau))
             step = min(dt, self._max_frame)
-            self.value += (1.0 - math.exp(-step / self._tau)) * (probs - self.value)
+            self._step(probs, self._full_step if step == self._max_frame else 1.0 - math.exp(-step / self._tau))
         self._last = probs
         self._t = t if self._t is None else max(self._t, t)
         return self.value
+
+    def _step(self, target: np.ndarray, weight: float) -> None:
+        """value += weight * (target - value), in place; the same arithmetic in the same order."""
+        np.subtract(target, self.value, out=self._diff)  # float32 targets widen exactly
+        self._diff *= weight
+        self.value += self._diff
 
     def shift(self, dt: float) -> None:
         """Move the timeline by dt seconds (the wall clock was set)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -73,6 +74,14 @@ class _Open:
     first: bool = False  # the first sighting ever of this species at the station
 
 
+def _vector(probs: object) -> np.ndarray:
+    """Probabilities as a flat float array; float32 stays float32 (the smoothing widens it exactly)."""
+    arr = probs if isinstance(probs, np.ndarray) else np.asarray(probs)
+    if arr.dtype.kind != "f":
+        arr = arr.astype(np.float64)
+    return arr.reshape(-1) if arr.ndim != 1 else arr
+
+
 def _picture(frame: Frame) -> np.ndarray | None:
     return frame.full if frame.full is not None else frame.image
 
@@ -117,6 +126,7 @@ class SightingTracker:
         for name in opts.deny:
             eligible[index[name]] = False
         self._eligible = eligible
+        self._all_eligible = bool(eligible.all())  # the common case: no allow/deny, no mask per frame
         self._enter = np.full(n, opts.enter_score, dtype=np.float64)
         for name, score in opts.thresholds.items():
             self._enter[index[name]] = score
@@ -142,8 +152,9 @@ class SightingTracker:
     def update(self, pred: Prediction) -> list[SightingEvent]:
         """Feed one prediction (frames in capture order); returns the events it caused."""
         frame = pred.frame
-        probs = np.asarray(pred.probs, dtype=np.float64).reshape(-1)
-        if probs.shape[0] != len(self.class_names) or not np.all(np.isfinite(probs)):
+        probs = _vector(pred.probs)
+        # One dot product checks every value: a NaN or infinity anywhere makes it non-finite.
+        if probs.shape[0] != len(self.class_names) or not math.isfinite(probs.dot(probs)):
             metrics.BAD_PREDICTIONS.labels(stream=self._label).inc()
             if not self._warned_bad:
                 self._warned_bad = True
@@ -153,10 +164,14 @@ class SightingTracker:
                 )
             return []
         t = float(frame.captured_at)
-        events = self._clock_set_back(t)
+        now = self._clock()
+        fed = self._fed
+        # Only a frame older than the newest by end_after_s can mean the clock was set back.
+        events = self._clock_set_back(t, now) if fed is not None and fed[0] - t > self.options.end_after_s else []
         if self._fed is None or t >= self._fed[0]:
-            self._fed = (t, self._clock())
-        events += self._expire(t)
+            self._fed = (t, now)
+        if self._cand is not None or self._open is not None:
+            events += self._expire(t)
         s = self._smoother.add(probs, t)
         moving, quiet = self._motion(frame)
         if moving:
@@ -201,7 +216,7 @@ class SightingTracker:
         # A background model has nothing to compare the very first frame with.
         return self._frames_seen > 0, False
 
-    def _clock_set_back(self, t: float) -> list[SightingEvent]:
+    def _clock_set_back(self, t: float, now: float) -> list[SightingEvent]:
         """Frames that go back in time by more than end_after_s: the wall clock was set back.
 
         Times before and after are not comparable: the open sighting ends (as it was, on the old
@@ -210,7 +225,7 @@ class SightingTracker:
         """
         if self._fed is None:
             return []
-        expected = self._fed[0] + (self._clock() - self._fed[1])
+        expected = self._fed[0] + (now - self._fed[1])
         jump = t - expected
         if -jump <= self.options.end_after_s or self._fed[0] - t <= self.options.end_after_s:
             return []
@@ -259,18 +274,21 @@ class SightingTracker:
     def _consider(self, frame: Frame, probs: np.ndarray, s: np.ndarray) -> list[SightingEvent]:
         """Grow the candidate run of the top eligible species; start it once it qualifies."""
         opts = self.options
-        masked = np.where(self._eligible, s, -1.0)
-        c = int(np.argmax(masked))
-        if masked[c] < 0:
-            self._cand = None
-            return []
+        if self._all_eligible:
+            c = int(s.argmax())
+        else:
+            masked = np.where(self._eligible, s, -1.0)
+            c = int(masked.argmax())
+            if masked[c] < 0:
+                self._cand = None
+                return []
         if self._open is not None and c == self._open.run.species:
             self._cand = None
             return []
         t = float(frame.captured_at)
         enter, _, need_frames = self._rule.at(t)
         if s[c] < enter[c]:
-            top = int(np.argmax(s))
+            top = c if self._all_eligible else int(s.argmax())
             if not self._eligible[top] and s[top] >= self._enter[top]:
                 metrics.HELD_BACK.labels(stream=self._label, reason="filtered").inc()
             elif s[c] >= self._enter[c]:
@@ -350,5 +368,12 @@ class SightingTracker:
 
     def _top(self, s: np.ndarray) -> tuple[tuple[str, float], ...]:
         k = min(self.options.top_k, s.shape[0])
-        idx = np.argsort(-s, kind="stable")[:k]
+        neg = -s
+        if k < s.shape[0]:
+            # The k best without sorting all classes; ties at the cut resolved by index, as a stable sort would.
+            kth = np.partition(neg, k - 1)[k - 1]
+            cand = np.flatnonzero(neg <= kth)
+            idx = cand[np.argsort(neg[cand], kind="stable")][:k]
+        else:
+            idx = np.argsort(neg, kind="stable")
         return tuple((self.class_names[i], float(s[i])) for i in idx)

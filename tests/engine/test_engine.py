@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from birdstream.engine import Engine
-from tests.engine.conftest import ColourClassifier, make_frame, sample, wait_until
+from tests.engine.conftest import (
+    AsyncColourClassifier,
+    ColourClassifier,
+    GatedClassifier,
+    make_frame,
+    sample,
+    wait_until,
+)
 
 
 def test_predictions_carry_frames_and_probabilities(make_engine, colour_classifier, collector) -> None:
@@ -161,44 +168,52 @@ def test_stop_with_drain_classifies_what_is_queued(make_engine, colour_classifie
     assert box.put(make_frame("e-drain", 5)) is False
 
 
-def test_stop_returns_promptly_and_releases_blocked_producers(make_engine, colour_classifier, collector) -> None:
-    engine = make_engine(colour_classifier, collector, max_wait_ms=60_000, idle_tick_s=30)
+def test_stop_returns_promptly_and_releases_blocked_producers(make_engine, collector) -> None:
+    clf = GatedClassifier()
+    engine = make_engine(clf, collector, max_batch=1, max_wait_ms=60_000, idle_tick_s=30)
     box = engine.mailbox("e-stop", blocking=True, capacity=1)
-    wedge_done = threading.Event()
     results: list[bool] = []
-    engine._debug_wedge.set()  # nothing gets classified: the producer must block
+    clf.shut()  # the first frame wedges the classifier: the producer must then block
     engine.start()
-    assert engine._debug_wedged.wait(5)
 
     def produce() -> None:
-        for seq in range(3):
+        for seq in range(4):
             results.append(box.put(make_frame("e-stop", seq)))
-        wedge_done.set()
 
     t = threading.Thread(target=produce)
     t.start()
-    assert wait_until(lambda: len(results) == 1)
+    assert clf.entered.wait(5)  # frame 0 is inside the classifier
+    assert wait_until(lambda: len(results) == 2)  # frame 1 queued; frame 2 waits for room
+    assert not wait_until(lambda: len(results) > 2, timeout=0.1)
     engine.stop()
-    assert engine.join(5)
     t.join(5)
-    assert not t.is_alive() and wedge_done.is_set()
-    assert results == [True, False, False]
-    assert box.drops == {"shutdown": 1}
+    assert not t.is_alive()
+    assert results == [True, True, False, False]  # stop released the producer without waiting on the batch
+    clf.open()
+    assert engine.join(5)
+    assert box.drops == {"shutdown": 1}  # frame 1, never taken
+    assert collector.keys() == [("e-stop", 0)]  # the running batch was delivered
     assert engine.error is None
 
 
-def test_heartbeat_advances_while_idle_and_stops_when_wedged(make_engine, colour_classifier, collector) -> None:
-    engine = make_engine(colour_classifier, collector, idle_tick_s=0.01)
+def test_heartbeat_advances_while_idle_and_stops_while_the_classifier_hangs(make_engine, collector) -> None:
+    clf = GatedClassifier()
+    engine = make_engine(clf, collector, idle_tick_s=0.01)
     engine.start()
     first = engine.heartbeat
     assert wait_until(lambda: engine.heartbeat > first)
-    engine._debug_wedge.set()
-    assert engine._debug_wedged.wait(5)
+    assert engine.busy_since is None
+    clf.shut()
+    engine.mailbox("e-hang").put(make_frame("e-hang", 0))
+    assert clf.entered.wait(5)
     frozen = engine.heartbeat
+    assert engine.busy_since is not None
     assert not engine.done.wait(0.2)  # many idle ticks' worth of time
     assert engine.heartbeat == frozen
-    engine._debug_wedge.clear()
+    clf.open()
     assert wait_until(lambda: engine.heartbeat > frozen)
+    assert collector.wait_for(1)
+    assert wait_until(lambda: engine.busy_since is None)
 
 
 def test_internal_error_is_logged_once_and_surfaced(make_engine, colour_classifier, caplog) -> None:
@@ -275,15 +290,17 @@ def test_importing_the_engine_does_not_import_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
-def test_drain_of_one_stream_waits_for_its_frames_only(make_engine, colour_classifier, collector) -> None:
-    engine = make_engine(colour_classifier, collector, max_batch=3, max_wait_ms=5)
+def test_drain_of_one_stream_waits_for_its_frames_only(make_engine, collector) -> None:
+    clf = GatedClassifier()
+    engine = make_engine(clf, collector, max_batch=1, max_wait_ms=5)
     engine.start()
     other = engine.mailbox("e-drain-other", capacity=1)
-    engine._debug_wedge.set()  # hold the loop so the other stream's frame stays queued
-    assert engine._debug_wedged.wait(5)
+    clf.shut()  # hold the loop inside a batch so the other stream's next frame stays queued
     other.put(make_frame("e-drain-other", 0))
+    assert clf.entered.wait(5)
+    other.put(make_frame("e-drain-other", 1))
     assert not engine.drain(0.05, stream_id="e-drain-other")
-    engine._debug_wedge.clear()
+    clf.open()
     card = engine.mailbox("e-drain-card", blocking=True)
     for seq in range(10):
         assert card.put(make_frame("e-drain-card", seq))
@@ -296,10 +313,47 @@ def test_drain_of_one_stream_waits_for_its_frames_only(make_engine, colour_class
 def test_out_of_memory_errors_are_recognised() -> None:
     import torch
 
-    from birdstream.engine.engine import is_out_of_memory
+    from birdstream.engine.calls import is_out_of_memory
 
     assert is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
     assert is_out_of_memory(MemoryError())
     assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 8 GB"))
     assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
     assert not is_out_of_memory(ValueError("out of memory"))
+
+
+def test_an_asynchronous_classifier_gets_the_next_batch_before_the_last_is_collected(make_engine, collector) -> None:
+    clf = AsyncColourClassifier()
+    engine = make_engine(clf, collector, max_batch=2)
+    box = engine.mailbox("e-async", blocking=True, capacity=6)
+    colours = ["red", "red", "green", "green", "blue", "blue"]
+    for seq, colour in enumerate(colours):
+        box.put(make_frame("e-async", seq, colour))
+    engine.start()
+    assert collector.wait_for(6)
+    # Batch k+1 was stacked and launched while batch k ran; batch k was collected after that.
+    assert clf.events[:4] == [("submit", 0), ("submit", 1), ("collect", 0), ("submit", 2)]
+    assert [e for e in clf.events if e[0] == "collect"] == [("collect", 0), ("collect", 1), ("collect", 2)]
+    assert collector.keys() == [("e-async", seq) for seq in range(6)]
+    # Read only at collection, each batch still saw its own frames: the two host buffers took turns.
+    names = list(clf.class_names)
+    assert [names[int(p.probs.argmax())] for p in collector.predictions] == colours
+    assert box.classified == 6 and engine.drain(5)
+
+
+def test_stop_delivers_the_batch_still_on_the_device(make_engine, collector) -> None:
+    clf = AsyncColourClassifier()
+    engine = make_engine(clf, collector, max_batch=2)
+    box = engine.mailbox("e-async-stop", blocking=True, capacity=4)
+    clf.gate.clear()
+    for seq in range(2):
+        box.put(make_frame("e-async-stop", seq))
+    engine.start()
+    assert clf.collecting.wait(5)  # the batch is launched; collecting it waits on the device
+    assert engine.busy_since is not None
+    assert not engine.drain(0.05, stream_id="e-async-stop")  # launched is not yet delivered
+    engine.stop()
+    clf.gate.set()
+    assert engine.join(5)
+    assert collector.keys() == [("e-async-stop", 0), ("e-async-stop", 1)]
+    assert engine.busy_since is None and engine.error is None

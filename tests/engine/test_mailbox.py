@@ -10,9 +10,8 @@ from tests.engine.conftest import make_frame, sample
 
 def _seqs(box: Mailbox) -> list[int]:
     out = []
-    with box._lock:
-        while (item := box._pop_locked()) is not None:
-            out.append(item[1].seq)
+    while (item := box.take()) is not None:
+        out.append(item[1].seq)
     return out
 
 
@@ -57,8 +56,7 @@ def test_blocking_put_waits_for_room_and_drops_nothing() -> None:
         # The mailbox is full: the third put must still be waiting (it has no way to make room).
         assert not returned.wait(0.2)
         assert len(box) == 2
-        with box._lock:
-            assert box._pop_locked()[1].seq == 0
+        assert box.take()[1].seq == 0
         assert returned.wait(5)
     finally:
         box.close()
@@ -78,3 +76,37 @@ def test_close_releases_a_blocked_put_promptly() -> None:
     assert not t.is_alive()
     assert result == [False]
     assert box.dropped == 0
+
+
+def test_consumer_side_counts_drops_and_closing_can_discard() -> None:
+    before = sample("birdstream_engine_dropped_frames_total", stream="mb-api", reason="stale")
+    box = Mailbox("mb-api", capacity=3)
+    for seq in range(3):
+        box.put(make_frame("mb-api", seq))
+    assert box.has_frames
+    enqueued, frame = box.take()
+    assert frame.seq == 0 and enqueued > 0
+    box.drop("stale")
+    box.mark_classified(1)
+    assert box.close(discard="shutdown") == 2
+    assert not box.has_frames and box.take() is None
+    assert box.drops == {"stale": 1, "shutdown": 2}
+    assert box.classified == 1
+    assert sample("birdstream_engine_dropped_frames_total", stream="mb-api", reason="stale") - before == 1
+    assert sample("birdstream_engine_queue_depth", stream="mb-api") == 0
+    assert box.put(make_frame("mb-api", 3)) is False
+
+
+def test_the_engine_reaches_mailboxes_only_through_their_public_api() -> None:
+    import ast
+    from pathlib import Path
+
+    import birdstream.engine.engine as engine_module
+
+    tree = ast.parse(Path(engine_module.__file__).read_text(encoding="utf-8"))
+    private = sorted({
+        node.attr for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+        and not (isinstance(node.value, ast.Name) and node.value.id == "self")
+    })
+    assert private == [], f"engine.py touches private attributes of other objects: {private}"

@@ -179,3 +179,27 @@ def test_cuda_decodes_on_the_gpu(hwclip: Path, caplog: pytest.LogCaptureFixture)
     for a, b in zip(got, expected):  # NVDEC's output goes through NV12: allow rounding
         assert np.abs(a.astype(int) - b.astype(int)).mean() < 3
     assert np.abs(got[-1][15, 15].astype(int) - RED).max() < 40  # the red box is there
+
+
+def test_hardware_pictures_are_asked_to_stay_on_the_device() -> None:
+    for kind in ("cuda", "vaapi"):
+        accel = HwDecoder(kind, None, stream="own", label="own")._make(kind)
+        assert accel.is_hw_owned, kind  # FFmpeg does not download every picture; the converter does, when sampled
+    assert HwDecoder("cuda", None, stream="own", label="own")._make("cuda").options["primary_ctx"] == "1"
+
+
+@pytest.mark.skipif(not GPU, reason="no NVIDIA GPU here (/dev/nvidia0 absent): nothing to decode on")
+def test_cuda_pictures_stay_on_the_gpu_until_the_converter_downloads_one(hwclip: Path) -> None:
+    import av
+
+    from birdstream.ingest.convert import Converter
+
+    accel = HwDecoder("cuda", None, stream="hw-own", label="hw-own")._make("cuda")
+    with av.open(str(hwclip), hwaccel=accel) as container:
+        decoded = list(container.decode(video=0))
+    assert len(decoded) == 10 and all(f.format.name == "cuda" for f in decoded)  # nothing came down
+    out = Converter((32, 32), None, "hw-own", want_full=True).video(decoded[-1])
+    assert out.image.shape == (32, 32, 3) and out.full is not None and out.full.shape == (48, 64, 3)
+    assert np.abs(out.image[15, 15].astype(int) - RED).max() < 40
+    cropped = Converter((32, 32), (16, 8, 32, 32), "hw-own").video(decoded[-1])
+    assert cropped.image.shape == (32, 32, 3)

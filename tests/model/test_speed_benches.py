@@ -27,11 +27,31 @@ def test_gpu_bench_runs_on_cpu(tmp_path, capsys):
     result = json.loads(out.read_text())
     rows = result["rows"]
     assert {(r["variant"], r["batch"]) for r in rows} == {
-        ("fp32", 1), ("fp32", 2), ("bf16", 1), ("bf16", 2), ("bf16 e2e pageable", 1), ("bf16 e2e pageable", 2)}
+        ("fp32", 1), ("fp32", 2), ("bf16", 1), ("bf16", 2), ("bf16 e2e pageable", 1), ("bf16 e2e pageable", 2),
+        ("bf16 engine", 2)}
     assert all(r["ips"] > 0 and r["tflops"] > 0 for r in rows)
     fp32 = [r for r in rows if r["variant"] == "fp32"]
     assert all(r["top1"] == 1.0 and r["max_prob_diff"] == 0.0 for r in fp32)  # the reference itself
+    # Which SDPA kernel ran, as the profiler saw it.
+    assert all(r["attention"] in gpu.SDPA_KERNELS for r in rows if r["variant"] in ("fp32", "bf16"))
+    engine = next(r for r in rows if r["variant"] == "bf16 engine")
+    assert engine["vs_forward"] > 0 and engine["streams"] == 2  # through the real Engine and tracker thread
     assert "matmul ceiling" in capsys.readouterr().out
+
+
+def test_gpu_bench_saves_after_every_variant_and_keeps_to_its_budget(tmp_path):
+    gpu = _load("gpu")
+    args = gpu.parse_args(["--device", "cpu", "--quick", "--precisions", "fp32", "bf16", "--e2e-precisions"])
+    saved: list[list[str]] = []
+    result = gpu.run(args, save=lambda r: saved.append([row["variant"] for row in r["rows"]]))
+    assert saved[0] == []  # the machine's facts before any variant
+    assert saved[1] == ["fp32", "fp32"] and saved[-1] == [row["variant"] for row in result["rows"]]
+    assert len(saved) == 3
+    args.budget_s = 0  # spent at once: every variant and size is listed as skipped, none measured
+    out = tmp_path / "cut.json"
+    gpu.write_json(str(out), gpu.run(args))
+    rows = json.loads(out.read_text())["rows"]
+    assert rows and all(r["skipped"] == "time budget" for r in rows)
 
 
 def test_gpu_bench_counts_the_full_model_flops():

@@ -242,3 +242,42 @@ def test_a_failing_compile_falls_back_to_eager_with_one_line(tmp_path, caplog, f
     assert "simulated compiler failure" in errors[0].getMessage() and "second line" not in errors[0].getMessage()
     assert clf.forward.buckets is None and "torch.compile" not in clf.forward.describe()
     np.testing.assert_allclose(clf(frames), expected, atol=1e-6)
+
+
+def test_compile_works_on_a_torch_whose_compile_has_no_recompile_limit(net, images, fresh_dynamo, monkeypatch):
+    """torch before 2.13: torch.compile has no recompile_limit; the process-wide dynamo limit is raised
+    instead, so every bucket still compiles once (with the old default of 2 the rest would run eager)."""
+    import torch._dynamo.config as dynamo_config
+
+    real = torch.compile
+
+    def compile_before_2_13(model=None, *, fullgraph=False, dynamic=None, backend="inductor", mode=None,
+                            options=None, disable=False):
+        return real(model, fullgraph=fullgraph, dynamic=dynamic, backend=backend, mode=mode, options=options,
+                    disable=disable)
+
+    monkeypatch.setattr(torch, "compile", compile_before_2_13)
+    monkeypatch.setattr(dynamo_config, "recompile_limit", 2)
+    backend = CountingBackend()
+    prepared = prepare_network(copy.deepcopy(net).fuse(), SpeedOptions(compile=True), max_batch=16,
+                               compile_backend=backend)
+    assert prepared.buckets == (1, 2, 4, 8, 16) and "torch.compile" in prepared.describe()
+    prepared.warmup()
+    assert backend.compiles == 5
+    assert dynamo_config.recompile_limit >= 5
+
+
+def test_a_torch_that_cannot_compile_starts_eager_with_one_line(tmp_path, caplog, monkeypatch):
+    def no_compile(*args, **kwargs):
+        raise RuntimeError("Dynamo is not supported on this Python\nsecond line of the trace")
+
+    monkeypatch.setattr(torch, "compile", no_compile)
+    with caplog.at_level("ERROR"):
+        clf = _planted_classifier(tmp_path, SpeedOptions(compile=True))
+        clf.warm_up(2)
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "model.compile" in errors[0] and "running without it" in errors[0], errors
+    assert "Dynamo is not supported" in errors[0] and "second line" not in errors[0]
+    assert clf.forward.buckets is None and "torch.compile" not in clf.forward.describe()
+    frames = np.random.default_rng(1).integers(0, 256, (2, *clf.input_size, 3), dtype=np.uint8)
+    assert clf(frames).shape == (2, clf.num_classes)

@@ -109,6 +109,23 @@ def test_bad_prediction_is_dropped_not_raised():
     frame = Frame("feeder", 0, np.zeros((4, 4, 3), np.uint8), T0, motion=MOVE)
     assert tracker.update(Prediction(frame, np.ones(3, np.float32))) == []
     assert tracker.update(Prediction(frame, np.full(len(CLASSES), np.nan, np.float32))) == []
+    for bad in (np.nan, np.inf, -np.inf):  # one bad value among good ones is enough
+        one = np.full(len(CLASSES), 1.0 / len(CLASSES), np.float32)
+        one[-1] = bad
+        assert tracker.update(Prediction(frame, one)) == []
+
+
+def test_top_is_the_k_best_in_order_with_ties_by_class_order():
+    from birdstream.track import SightingTracker
+
+    names = [f"species {i:03d}" for i in range(735)]
+    rng = np.random.default_rng(3)
+    tracker = SightingTracker(station="g", stream_id="c", class_names=names, model_id="m@0",
+                              options=track_options(top_k=5))
+    for _ in range(50):
+        s = rng.integers(0, 20, 735).astype(np.float64) / 20  # many ties, at the cut too
+        expected = np.argsort(-s, kind="stable")[:5]
+        assert tracker._top(s) == tuple((names[i], float(s[i])) for i in expected)
 
 
 @pytest.mark.parametrize(
