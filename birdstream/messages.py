@@ -18,6 +18,20 @@ EventKind = Literal["start", "update", "end"]
 StreamState = Literal["starting", "running", "reconnecting", "stopped", "failed"]
 
 
+Box = tuple[float, float, float, float]  # [x, y, w, h] as fractions (0..1) of the full source frame
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """One bird-sized part of a frame, cut at source resolution and resized to the model input."""
+
+    box: Box  # the moving thing's box, fractions of the full source frame (before any roi)
+    pixels: tuple[int, int, int, int]  # the same box in source pixels [x, y, w, h]
+    image: np.ndarray  # uint8 [H, W, 3] RGB of the square crop around it, at the model's input size
+    crop: np.ndarray | None = None  # uint8 RGB of that square crop at source resolution (snapshots)
+    motion: float = 0.0  # fraction of the box that changed in this sample (0: held while still)
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One sampled frame of one stream, already cropped (roi) and resized to the model input size."""
@@ -31,6 +45,9 @@ class Frame:
     motion: float | None = None  # fraction of the scene that changed against the background, 0..1
     keepalive: bool = False  # passed the motion gate only as a periodic keep-alive sample
     full: np.ndarray | None = None  # uint8 [h, w, 3] RGB of the roi at source resolution (snapshots)
+    regions: tuple[Region, ...] = ()  # crops classified beside the whole frame (regions enabled)
+    box: Box | None = None  # set on the per-region view of a frame a region track judges
+    scene: np.ndarray | None = None  # that view's whole picture (the box is drawn on it for snapshots)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +56,7 @@ class Prediction:
 
     frame: Frame
     probs: np.ndarray  # float32 [num_classes] softmax probabilities
+    region_probs: tuple[np.ndarray, ...] = ()  # one per frame.regions, in that order
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +106,11 @@ class SightingEvent:
     snapshot: str | None = None  # path relative to state_dir, or None
     media_start_s: float | None = None
     media_end_s: float | None = None
+    box: Box | None = None  # the region the best frame was judged on; None = the whole frame
     # Not part of the payload: the best frame so far (full-res roi if the source gave one).
     best_image: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # ... and, for a region, the whole picture its box lies on (the snapshot's `-scene` image).
+    best_scene: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def with_snapshot(self, path: str | None) -> SightingEvent:
         return dataclasses.replace(self, snapshot=path)
@@ -113,6 +134,7 @@ class SightingEvent:
             "model": self.model,
             "media_start_s": _round_opt(self.media_start_s),
             "media_end_s": _round_opt(self.media_end_s),
+            "box": None if self.box is None else [round(float(v), 4) for v in self.box],
         }
 
 

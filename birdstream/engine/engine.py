@@ -41,6 +41,16 @@ def is_out_of_memory(exc: BaseException) -> bool:
     )
 
 
+def frame_images(frame: Frame) -> list[np.ndarray]:
+    """What the classifier judges of one frame: the whole picture, then each region's crop."""
+    return [frame.image, *(region.image for region in frame.regions)]
+
+
+def images_in(batch: list[tuple[Mailbox, Frame]]) -> int:
+    """Batches count images, not frames: a frame with crops fills more of one."""
+    return sum(1 + len(frame.regions) for _, frame in batch)
+
+
 class Engine:
     """Gathers frames round-robin from per-stream mailboxes into batches and classifies them.
 
@@ -230,7 +240,7 @@ class Engine:
             oldest: float | None = None
             while True:
                 oldest = self._take_round_locked(batch, oldest)
-                if len(batch) >= self.batch_cap:
+                if images_in(batch) >= self.batch_cap:
                     break
                 if self._any_items_locked():
                     continue  # more frames already waiting: taking them costs no latency
@@ -257,8 +267,9 @@ class Engine:
         start = self._rr % n
         self._rr = start + 1
         now = self.clock()
+        taken = images_in(batch)
         for i in range(n):
-            if len(batch) >= self.batch_cap:
+            if taken >= self.batch_cap:
                 break
             box = self._mailboxes[self._order[(start + i) % n]]
             item = box._pop_locked()
@@ -269,6 +280,7 @@ class Engine:
                 box._count_drop_locked(STALE)
                 continue
             batch.append((box, frame))
+            taken += 1 + len(frame.regions)
             self._inflight.add(box)  # taken but not yet delivered: drain() must still wait
             oldest = enqueued if oldest is None else min(oldest, enqueued)
         return oldest
@@ -277,40 +289,50 @@ class Engine:
         h, w = self.classifier.input_size
         good: list[tuple[Mailbox, Frame]] = []
         for box, frame in batch:
-            img = frame.image
-            if img.shape != (h, w, 3) or img.dtype != np.uint8:
-                self._drop_invalid(box, frame)
-            else:
+            if all(img.shape == (h, w, 3) and img.dtype == np.uint8 for img in frame_images(frame)):
                 good.append((box, frame))
-        predictions: list[Prediction] = []
-        delivered: list[tuple[Mailbox, int]] = []
+            else:
+                self._drop_invalid(box, frame)
+        # The classifier sees images: each frame's whole picture, then its region crops.
+        items = [(k, img) for k, (_, frame) in enumerate(good) for img in frame_images(frame)]
+        probs_of: list[list[np.ndarray]] = [[] for _ in good]
+        lost: set[int] = set()
         i = 0
-        while i < len(good):
-            chunk = good[i : i + self.batch_cap]
-            probs = self._classify(chunk)
+        while i < len(items):
+            chunk = items[i : i + self.batch_cap]
+            probs = self._classify([img for _, img in chunk])
             if probs is None:  # out of memory: the cap was halved, retry this part
                 if len(chunk) == 1:
-                    with self._lock:
-                        chunk[0][0]._count_drop_locked(OOM)
+                    lost.add(chunk[0][0])
                     i += 1
                 continue
-            predictions.extend(Prediction(frame=f, probs=p) for (_, f), p in zip(chunk, probs))
-            delivered.extend((box, 1) for box, _ in chunk)
+            for (k, _), p in zip(chunk, probs):
+                probs_of[k].append(p)
             i += len(chunk)
+        predictions: list[Prediction] = []
+        delivered: list[Mailbox] = []
+        for k, (box, frame) in enumerate(good):
+            if k in lost:
+                with self._lock:
+                    box._count_drop_locked(OOM)
+                continue
+            first, *rest = probs_of[k]
+            predictions.append(Prediction(frame=frame, probs=first, region_probs=tuple(rest)))
+            delivered.append(box)
         if predictions:
             self.on_predictions(predictions)
         with self._lock:
-            for box, n in delivered:
-                box.classified += n
+            for box in delivered:
+                box.classified += 1
             self._inflight.clear()
             self._idle.notify_all()
-        for box, _ in delivered:
+        for box in delivered:
             metrics.FRAMES_CLASSIFIED.labels(stream=box.stream_id).inc()
         self.batches += 1
 
-    def _classify(self, chunk: list[tuple[Mailbox, Frame]]) -> np.ndarray | None:
+    def _classify(self, chunk: list[np.ndarray]) -> np.ndarray | None:
         n = len(chunk)
-        images = self._stack([f.image for _, f in chunk])
+        images = self._stack(chunk)
         t0 = time.perf_counter()
         self.busy_since = self.clock()
         try:

@@ -30,6 +30,8 @@ Size = tuple[int, int]  # (h, w)
 class Converted:
     image: np.ndarray  # uint8 [H, W, 3] at the model input size
     full: np.ndarray | None  # uint8 [h, w, 3] roi at source resolution (when asked)
+    origin: tuple[int, int] = (0, 0)  # where the roi starts in the (displayed) source picture
+    source: tuple[int, int] | None = None  # (w, h) of the displayed source picture
 
 
 def resize_rgb(rgb: np.ndarray, size: Size) -> np.ndarray:
@@ -85,7 +87,8 @@ class Converter:
             if quarter:
                 image = np.ascontiguousarray(np.rot90(image, k=quarter))
                 full = np.ascontiguousarray(np.rot90(full, k=quarter)) if full is not None else None
-            return Converted(image, full)
+            source = (full.shape[1], full.shape[0]) if full is not None else None
+            return Converted(image, full, source=source)
         rgb = frame.to_ndarray(format="rgb24")
         if quarter:
             rgb = np.rot90(rgb, k=quarter)
@@ -100,4 +103,6 @@ class Converter:
     def _finish(self, rgb: np.ndarray) -> Converted:
         crop = crop_roi(rgb, self.roi, self.label)
         full = np.ascontiguousarray(crop) if self.want_full else None
-        return Converted(resize_rgb(crop, self.input_size), full)
+        h, w = rgb.shape[:2]
+        origin = (0, 0) if self.roi is None else (max(0, min(self.roi[0], w)), max(0, min(self.roi[1], h)))
+        return Converted(resize_rgb(crop, self.input_size), full, origin, (w, h))

@@ -13,6 +13,7 @@ import av
 from birdstream.ingest.convert import Converted, Converter, Size
 from birdstream.ingest.errors import StreamError, classify
 from birdstream.ingest.hwaccel import HwDecodeFailed, describe
+from birdstream.ingest.regions import RegionProposer
 from birdstream.ingest.media import file_time, open_still, still_time, video_stream
 from birdstream.ingest.sampling import MediaClock, MotionGate, Sampler
 from birdstream.ingest.spec import SourceSpec
@@ -28,7 +29,10 @@ class FrameMaker:
 
     def __init__(self, spec: SourceSpec, input_size: Size, *, want_full: bool, gate: bool) -> None:
         self.spec = spec
-        self.converter = Converter(input_size, spec.roi, spec.label, want_full)
+        regions = spec.regions if spec.regions is not None and spec.regions.enabled else None
+        self.proposer = RegionProposer(regions, input_size) if regions is not None else None
+        # Regions are cut from the full-resolution picture, so it is converted for every sample.
+        self.converter = Converter(input_size, spec.roi, spec.label, want_full or regions is not None)
         self.gate = MotionGate(enabled=gate, threshold=spec.motion_threshold,
                                pixel_delta=spec.motion_pixel_delta, keepalive_s=spec.keepalive_s)
         self.clock = MediaClock()
@@ -42,6 +46,8 @@ class FrameMaker:
         self.clock = MediaClock()
         self.sampler = Sampler(self.spec.sample_fps)
         self.gate.reset()
+        if self.proposer is not None:
+            self.proposer.reset()
 
     def from_container(
         self,
@@ -145,12 +151,17 @@ class FrameMaker:
         verdict = self.gate.check(converted.image, now)
         seq = self.seq
         self.seq += 1
-        if not verdict.passed:
+        # The background model sees every sample, gated or not, so it stays current.
+        boxes = self.proposer.propose(converted.full, now) if self.proposer and converted.full is not None else []
+        if not verdict.passed and not any(motion > 0 for _, motion in boxes):
             self.counters["gated"] += 1
             return None
+        regions = ()
+        if boxes and self.proposer is not None and converted.full is not None:
+            regions = self.proposer.crops(converted.full, boxes, origin=converted.origin, source=converted.source)
         self.counters["emitted"] += 1
         return Frame(
             stream_id=self.spec.id, seq=seq, image=converted.image, captured_at=captured_at,
             media_time=media_time, source=source, motion=verdict.motion,
-            keepalive=verdict.keepalive, full=converted.full,
+            keepalive=verdict.keepalive, full=converted.full, regions=regions,
         )

@@ -9,6 +9,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from birdstream.errors import SourceError
+from birdstream.ingest.regions import RegionOptions
 from birdstream.redact import redact_url
 
 SourceKind = Literal["rtsp", "http", "rtmp", "v4l2", "file", "folder"]
@@ -50,6 +51,7 @@ class SourceSpec:
     hwaccel_device: str | None = None  # e.g. "0" (cuda) or "/dev/dri/renderD128" (vaapi); None = default
     max_image_pixels: int = 120_000_000  # larger stills are refused (decompression bombs)
     options: dict[str, str] = field(default_factory=dict)  # extra FFmpeg demuxer/protocol options
+    regions: RegionOptions | None = None  # motion regions cropped beside the whole frame; None = off
 
     @property
     def kind(self) -> SourceKind:

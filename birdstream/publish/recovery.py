@@ -79,7 +79,16 @@ def closing_event(last: dict[str, Any]) -> SightingEvent:
         snapshot=last.get("snapshot"),
         media_start_s=last.get("media_start_s"),
         media_end_s=last.get("media_end_s"),
+        box=_box(last.get("box")),
     )
+
+
+def _box(value: Any) -> tuple[float, float, float, float] | None:
+    """The logged box of an unfinished sighting (absent in logs written before regions)."""
+    if not isinstance(value, list) or len(value) != 4:
+        return None
+    x, y, w, h = (float(v) for v in value)
+    return (x, y, w, h)
 
 
 def closing_events(path: Path, station: str) -> list[SightingEvent]:

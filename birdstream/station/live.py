@@ -101,7 +101,7 @@ class LivePipeline:
                                stream_of=lambda frame: stream_id)
         with self._lock:
             self._trackers[stream.id] = tracker
-        spec = wiring.source_spec(stream)
+        spec = wiring.source_spec(stream, regions=wiring.region_options(self.config, stream))
         mailbox = self.engine.mailbox(stream.id, blocking=_offline(spec))
         reader = StreamReader(spec, input_size=self.classifier.input_size,
                               emit=mailbox.put, on_status=self._status_callback(stream.id),

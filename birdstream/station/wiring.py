@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from birdstream.config import Config
 from birdstream.config.models import SightingsConfig, StreamConfig
+from birdstream.ingest.regions import RegionOptions
 from birdstream.ingest.spec import SourceSpec
 from birdstream.publish import (
     JsonlOptions,
@@ -45,7 +46,21 @@ def track_options(sightings: SightingsConfig, class_names: Sequence[str], sample
     return check_species(options, class_names)
 
 
-def source_spec(stream: StreamConfig, *, sample_fps: float | None = None) -> SourceSpec:
+def region_options(config: Config, stream: StreamConfig | None = None) -> RegionOptions | None:
+    """The regions settings of one stream (its own section, else the global one); None when off."""
+    r = stream.regions if stream is not None and stream.regions is not None else config.regions
+    if not r.enabled:
+        return None
+    still = config.sightings.scenery.still_limit_s
+    # A region that stops moving is held (still classified) as long as a still sighting lasts.
+    hold_s = still if still > 0 else 86_400.0
+    return RegionOptions(max_regions=r.max_regions, analysis_width=r.analysis_width, pixel_delta=r.pixel_delta,
+                         min_box_px=r.min_box_px, max_box_fraction=r.max_box_fraction, max_aspect=r.max_aspect,
+                         everywhere=r.everywhere, context=r.context, min_crop_px=r.min_crop_px, hold_s=hold_s)
+
+
+def source_spec(stream: StreamConfig, *, sample_fps: float | None = None,
+                regions: RegionOptions | None = None) -> SourceSpec:
     """The ingest spec of one configured stream (its url already carries the password_file secret)."""
     v4l2 = stream.v4l2
     size = f"{v4l2.width}x{v4l2.height}" if v4l2.width and v4l2.height else None
@@ -70,6 +85,7 @@ def source_spec(stream: StreamConfig, *, sample_fps: float | None = None) -> Sou
         video_size=size,
         framerate=v4l2.fps,
         watch=stream.watch,
+        regions=regions,
     )
 
 

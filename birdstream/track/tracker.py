@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from birdstream.messages import Frame, Prediction, SightingEvent
+from birdstream.messages import Box, Frame, Prediction, SightingEvent
 from birdstream.track import metrics
 from birdstream.track.options import TrackOptions, check_species
 from birdstream.track.smoothing import DecayingMean, Smoother
@@ -30,11 +30,13 @@ class _Run:
     frames: int
     best_p: float
     best_image: np.ndarray | None
+    best_box: Box | None = None  # the region the best frame was judged on (None: whole frame)
+    best_scene: np.ndarray | None = None
 
     @classmethod
     def begin(cls, species: int, frame: Frame, p: float) -> _Run:
         t = float(frame.captured_at)
-        return cls(species, t, frame.media_time, t, frame.media_time, 1, p, _picture(frame))
+        return cls(species, t, frame.media_time, t, frame.media_time, 1, p, _picture(frame), frame.box, frame.scene)
 
     def support(self, frame: Frame, p: float) -> None:
         self.last_t = max(self.last_t, float(frame.captured_at))
@@ -43,6 +45,7 @@ class _Run:
         if p > self.best_p:
             self.best_p = p
             self.best_image = _picture(frame)
+            self.best_box, self.best_scene = frame.box, frame.scene
 
 
 @dataclass
@@ -311,7 +314,9 @@ class SightingTracker:
             model=self.model_id,
             media_start_s=run.first_media,
             media_end_s=run.last_media if ending else None,
+            box=run.best_box,
             best_image=run.best_image,
+            best_scene=run.best_scene,
         )
 
     def _top(self, s: np.ndarray) -> tuple[tuple[str, float], ...]:
