@@ -26,10 +26,18 @@ class Region:
     """One bird-sized part of a frame, cut at source resolution and resized to the model input."""
 
     box: Box  # the moving thing's box, fractions of the full source frame (before any roi)
-    pixels: tuple[int, int, int, int]  # the same box in source pixels [x, y, w, h]
+    pixels: tuple[int, int, int, int]  # the box [x, y, w, h] in pixels of the picture it was cut from (the roi)
     image: np.ndarray  # uint8 [H, W, 3] RGB of the square crop around it, at the model's input size
     crop: np.ndarray | None = None  # uint8 RGB of that square crop at source resolution (snapshots)
     motion: float = 0.0  # fraction of the box that changed in this sample (0: held while still)
+
+
+@dataclass(frozen=True, slots=True)
+class Scene:
+    """The whole picture a region was cut from, and the region's box on it (pixels): for snapshots."""
+
+    picture: np.ndarray  # uint8 [h, w, 3] RGB of the roi at source resolution
+    box: tuple[int, int, int, int]  # x, y, w, h in picture pixels
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +55,7 @@ class Frame:
     full: np.ndarray | None = None  # uint8 [h, w, 3] RGB of the roi at source resolution (snapshots)
     regions: tuple[Region, ...] = ()  # crops classified beside the whole frame (regions enabled)
     box: Box | None = None  # set on the per-region view of a frame a region track judges
-    scene: np.ndarray | None = None  # that view's whole picture (the box is drawn on it for snapshots)
+    scene: Scene | None = None  # that view's whole picture and its box (drawn on it for snapshots)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +118,7 @@ class SightingEvent:
     # Not part of the payload: the best frame so far (full-res roi if the source gave one).
     best_image: np.ndarray | None = field(default=None, compare=False, repr=False)
     # ... and, for a region, the whole picture its box lies on (the snapshot's `-scene` image).
-    best_scene: np.ndarray | None = field(default=None, compare=False, repr=False)
+    best_scene: Scene | None = field(default=None, compare=False, repr=False)
 
     def with_snapshot(self, path: str | None) -> SightingEvent:
         return dataclasses.replace(self, snapshot=path)

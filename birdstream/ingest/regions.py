@@ -187,7 +187,7 @@ class RegionProposer:
             image = cv2.resize(crop, (iw, ih), interpolation=cv2.INTER_AREA if side >= iw else cv2.INTER_CUBIC)
             bx, by, bw, bh = box
             frac = (_unit((bx + ox) / sw), _unit((by + oy) / sh), _unit(bw / sw), _unit(bh / sh))
-            out.append(Region(box=frac, pixels=(bx + ox, by + oy, bw, bh), image=image, crop=crop, motion=motion))
+            out.append(Region(box=frac, pixels=box, image=image, crop=crop, motion=motion))
         return tuple(out)
 
 

@@ -8,9 +8,10 @@ lifecycle (smoothing, enter/exit, scenery, still_limit_s) in a SightingTracker o
 birds of different species are two sightings that overlap in time, and one bird moving across the
 view is one sighting.
 
-The same species in two places at once is ONE sighting: a track (or the whole frame) that starts a
-species another track of the stream already reports is muted until it ends (its events are not
-published). Region tracks are fed before the whole frame, so a bird found on its crop gets a box.
+The same species in two places at once is ONE sighting: a track (or the whole frame) may not start
+a species another track of the stream is reporting; it may once that sighting has ended (counted
+as held back, reason `duplicate`). Region tracks are fed before the whole frame, so a bird found on
+its crop gets a box, and a bird the whole frame and its crop both see is one sighting.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from birdstream.messages import Frame, Prediction, Region, SightingEvent
+from birdstream.messages import Frame, Prediction, Region, Scene, SightingEvent
 from birdstream.track.options import TrackOptions
 from birdstream.track.tracker import SightingTracker
 
@@ -54,13 +55,13 @@ class RegionTracker:
 
     def __init__(self, *, station: str, stream_id: str, class_names: Sequence[str], model_id: str,
                  options: TrackOptions, metrics_label: str | None = None) -> None:
+        self._open: dict[str, str] = {}  # open sighting id -> species, over every track of the stream
         self._make = lambda: SightingTracker(station=station, stream_id=stream_id, class_names=class_names,
-                                             model_id=model_id, options=options, metrics_label=metrics_label)
+                                             model_id=model_id, options=options, metrics_label=metrics_label,
+                                             may_start=self._may_start)
         self.options = options
         self._whole = self._make()
         self._tracks: list[_Track] = []
-        self._open: dict[str, str] = {}  # published open sighting id -> species
-        self._muted: set[str] = set()
 
     @property
     def tracks(self) -> int:
@@ -77,22 +78,22 @@ class RegionTracker:
             track = self._tracks[k]
             fed.add(k)
             track.box, track.last_t = region.pixels, t
-            events += track.tracker.update(Prediction(_view(frame, region), probs))
+            events += self._note(track.tracker.update(Prediction(_view(frame, region), probs)))
         for k, track in enumerate(self._tracks):
             if k not in fed:
-                events += track.tracker.tick(t)
-        events += self._whole.update(pred)
+                events += self._note(track.tracker.tick(t))
+        events += self._note(self._whole.update(pred))
         self._retire(t)
-        return self._publishable(events)
+        return events
 
     def tick(self, now: float | None = None) -> list[SightingEvent]:
-        events = [e for track in self._tracks for e in track.tracker.tick(now)]
-        return self._publishable(events + self._whole.tick(now))
+        events = [e for track in self._tracks for e in self._note(track.tracker.tick(now))]
+        return events + self._note(self._whole.tick(now))
 
     def close(self, now: float | None = None) -> list[SightingEvent]:
-        events = [e for track in self._tracks for e in track.tracker.close(now)]
+        events = [e for track in self._tracks for e in self._note(track.tracker.close(now))]
         self._tracks = []
-        return self._publishable(events + self._whole.close(now))
+        return events + self._note(self._whole.close(now))
 
     def _associate(self, regions: Sequence[Region], t: float) -> list[int]:
         """The track index of each region (new tracks appended); one region per track."""
@@ -120,25 +121,21 @@ class RegionTracker:
         self._tracks = [tr for tr in self._tracks
                         if tr.tracker.open_sighting is not None or t - tr.last_t <= limit]
 
-    def _publishable(self, events: list[SightingEvent]) -> list[SightingEvent]:
-        """Drop the events of a sighting of a species another track already reports."""
-        out = []
+    def _may_start(self, species: str) -> bool:
+        return species not in self._open.values()
+
+    def _note(self, events: list[SightingEvent]) -> list[SightingEvent]:
+        """Keep the open sightings current as soon as a tracker reports (the next one asks)."""
         for event in events:
-            if event.event == "start" and event.species in self._open.values():
-                self._muted.add(event.id)
-            if event.id in self._muted:
-                if event.event == "end":
-                    self._muted.discard(event.id)
-                continue
             if event.event == "end":
                 self._open.pop(event.id, None)
             else:
                 self._open[event.id] = event.species
-            out.append(event)
-        return out
+        return events
 
 
 def _view(frame: Frame, region: Region) -> Frame:
     """The frame as a region track sees it: the crop, its box, its own motion."""
+    scene = Scene(frame.full, region.pixels) if frame.full is not None else None
     return dataclasses.replace(frame, image=region.image, full=region.crop, regions=(), box=region.box,
-                               scene=frame.full, motion=region.motion, keepalive=False)
+                               scene=scene, motion=region.motion, keepalive=False)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from birdstream.messages import Box, Frame, Prediction, SightingEvent
+from birdstream.messages import Box, Frame, Scene, Prediction, SightingEvent
 from birdstream.track import metrics
 from birdstream.track.options import TrackOptions, check_species
 from birdstream.track.smoothing import DecayingMean, Smoother
@@ -31,7 +31,7 @@ class _Run:
     best_p: float
     best_image: np.ndarray | None
     best_box: Box | None = None  # the region the best frame was judged on (None: whole frame)
-    best_scene: np.ndarray | None = None
+    best_scene: Scene | None = None
 
     @classmethod
     def begin(cls, species: int, frame: Frame, p: float) -> _Run:
@@ -81,11 +81,13 @@ class SightingTracker:
         clock: Callable[[], float] = time.monotonic,
         start_from_first_frame: bool = False,
         metrics_label: str | None = None,
+        may_start: Callable[[str], bool] | None = None,
     ):
         """`clock` (any steady seconds) only serves tick() without a time; `start_from_first_frame`
         seeds the smoothing with the first frame (still bursts) instead of zero; `metrics_label`
         is the `stream` label of its counters (default the stream id; one fixed label offline, where
-        every file is a stream and a label each would grow without bound)."""
+        every file is a stream and a label each would grow without bound); `may_start(species)`,
+        when given, can hold back a start (another region of the stream already reports it)."""
         self.station = station
         self.stream_id = stream_id
         self._label = stream_id if metrics_label is None else metrics_label
@@ -115,6 +117,7 @@ class SightingTracker:
         self._cand: _Run | None = None
         self._open: _Open | None = None
         self._warned_bad = False
+        self._may_start = may_start
 
     @property
     def open_sighting(self) -> str | None:
@@ -272,6 +275,10 @@ class SightingTracker:
             self._last_motion_t is None or t - self._last_motion_t > opts.motion_window_s
         ):
             metrics.HELD_BACK.labels(stream=self._label, reason="no_motion").inc()
+            self._cand = None
+            return []
+        if self._may_start is not None and not self._may_start(self.class_names[c]):
+            metrics.HELD_BACK.labels(stream=self._label, reason="duplicate").inc()
             self._cand = None
             return []
         events = [self._end("switch")] if self._open is not None else []
