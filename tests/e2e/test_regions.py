@@ -6,20 +6,26 @@ object, and it needs the object to cover about 6 % of what it sees), the real cl
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from birdstream.config import config_from_dict
 from birdstream.engine.classifier import Classifier
 from birdstream.ingest.files import iter_frames
 from birdstream.ingest.spec import SourceSpec
 from birdstream.messages import Prediction, SightingEvent
+from birdstream.publish.snapshots import scene_path
+from birdstream.station.live import LivePipeline
 from birdstream.station.offline import OfflineRun
 from birdstream.track.tracker import SightingTracker
 from birdstream.station import wiring
 from tests.e2e.conftest import BLUE, RED
+from tests.support.daemon import wait_until
 from tests.support.planted import PLANTED_COLOURS
 from tests.support.video import Box, make_video
 
@@ -140,3 +146,36 @@ def test_whole_frame_scenes_are_still_found_with_regions_on(tmp_path: Path, plan
     whole = run(video, tmp_path, planted, {"enabled": False})
     assert [(e.event, e.media_start_s, e.media_end_s, e.frames) for e in events] == \
         [(e.event, e.media_start_s, e.media_end_s, e.frames) for e in whole]
+
+
+def test_the_daemon_publishes_boxes_and_keeps_the_crop_and_the_boxed_scene(tmp_path: Path, planted: Path,
+                                                                           small_bird: Path) -> None:
+
+    state = tmp_path / "state"
+    config = config_from_dict({
+        "station": "garden", "state_dir": str(state), "model": {"weights": str(planted)},
+        "streams": [{"id": "feeder", "url": str(small_bird), "sample_fps": 5}],
+        "mqtt": {"enabled": False}, "snapshots": {"enabled": True},
+    }, base_dir=tmp_path)
+    publisher = wiring.publisher(config)
+    publisher.start()
+    pipeline = LivePipeline(config, Classifier.load(str(planted), "cpu", "fp32"), publisher)
+    pipeline.start()
+    log = state / "sightings.jsonl"
+    try:
+        wait_until(lambda: log.exists() and '"end"' in log.read_text(), 120, "the small bird's sighting ended")
+    finally:
+        pipeline.stop()
+        publisher.close()
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {e["species"] for e in events} == {"Scarlet Tanager"} and len({e["id"] for e in events}) == 1
+    end = events[-1]
+    assert end["event"] == "end" and covers(end["box"], (300, 300 + 30 * 20 + BIRD_PX), 500 + BIRD_PX / 2)
+    crop = np.asarray(Image.open(state / end["snapshot"]))
+    scene = np.asarray(Image.open(state / scene_path(end["snapshot"])))
+    assert crop.shape[0] == crop.shape[1] and crop.shape[0] < 400  # the bird's crop, not the frame
+    assert (crop[..., 0] > 200).mean() > 0.03 and (crop[..., 1] < 80).mean() > 0.03  # red is in it
+    assert scene.shape[:2] == (1080, 1920)
+    x, y, w, h = (round(v * s) for v, s in zip(end["box"], (1920, 1080, 1920, 1080)))
+    edge = scene[max(0, y - 2), x + w // 2]  # the drawn frame just above the box: yellow
+    assert edge[0] > 200 and edge[1] > 180 and edge[2] < 90, edge
