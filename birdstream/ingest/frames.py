@@ -46,8 +46,6 @@ class FrameMaker:
         self.clock = MediaClock()
         self.sampler = Sampler(self.spec.sample_fps)
         self.gate.reset()
-        if self.proposer is not None:
-            self.proposer.reset()
 
     def from_container(
         self,
@@ -74,6 +72,10 @@ class FrameMaker:
         base = None if live else (file_time(container, path) if path is not None else time.time())
         stall_s = self.spec.stall_s if live else 0.0
         self.clock.restart()
+        if self.proposer is not None:
+            # A video's regions start from its own first picture; stills of a folder keep comparing
+            # with the photo before them (a camera trap's burst), so new_file() does not reset this.
+            self.proposer.reset()
         self.last_decode = time.monotonic()
         dropped_before = self.counters["dropped"]
         on_device = ctx.is_hwaccel  # until the first picture, a decode error blames the device
@@ -144,15 +146,17 @@ class FrameMaker:
             image.close()
         self.counters["frames_in"] += 1
         self.counters["sampled"] += 1
-        return self._make(converted, taken, None, str(path), taken)
+        return self._make(converted, taken, None, str(path), taken, still=True)
 
     def _make(self, converted: Converted, captured_at: float, media_time: float | None,
-              source: str | None, now: float) -> Frame | None:
+              source: str | None, now: float, still: bool = False) -> Frame | None:
         verdict = self.gate.check(converted.image, now)
         seq = self.seq
         self.seq += 1
         # The background model sees every sample, gated or not, so it stays current.
-        boxes = self.proposer.propose(converted.full, now) if self.proposer and converted.full is not None else []
+        boxes = []
+        if self.proposer is not None and converted.full is not None:
+            boxes = self.proposer.propose(converted.full, now, still=still)
         if not verdict.passed and not any(motion > 0 for _, motion in boxes):
             self.counters["gated"] += 1
             return None

@@ -94,15 +94,21 @@ class RegionProposer:
         self._prev = []
         self._held = []
 
-    def propose(self, picture: np.ndarray, now: float) -> list[tuple[PixelBox, float]]:
-        """(box in picture pixels, changed fraction of the box) of the regions to classify, best first."""
+    def propose(self, picture: np.ndarray, now: float, *, still: bool = False) -> list[tuple[PixelBox, float]]:
+        """(box in picture pixels, changed fraction of the box) of the regions to classify, best first.
+
+        `still`: a photo of a burst (camera trap): what differs from the previous photo, with no
+        persistence or holding (each photo is judged once); the previous photo is the background.
+        """
         import cv2
         h, w = picture.shape[:2]
         small, scale = self._analysis(picture)
         if self._bg is None or self._bg.shape != small.shape:
             self._bg = small.astype(np.float32)
             self._prev = []
-            return self._current(now)
+            return [] if still else self._current(now)
+        if still:
+            return self._differences(small, scale, (w, h))
         diff = cv2.absdiff(small, cv2.convertScaleAbs(self._bg))
         _, mask = cv2.threshold(diff, self.options.pixel_delta, 255, cv2.THRESH_BINARY)
         if cv2.countNonZero(mask) > self.options.everywhere * mask.size:
@@ -121,6 +127,18 @@ class RegionProposer:
         self._prev = [box for box, _ in candidates]
         self._hold(qualified, now)
         return self._current(now)
+
+    def _differences(self, small: np.ndarray, scale: float, size: tuple[int, int]) -> list[tuple[PixelBox, float]]:
+        import cv2
+        diff = cv2.absdiff(small, cv2.convertScaleAbs(self._bg))
+        self._bg = small.astype(np.float32)
+        _, mask = cv2.threshold(diff, self.options.pixel_delta, 255, cv2.THRESH_BINARY)
+        if cv2.countNonZero(mask) > self.options.everywhere * mask.size:
+            return []  # another scene, or the light changed: judged on the whole photo
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._kernel)
+        found = self._components(cv2.dilate(mask, self._kernel, iterations=2), mask, scale, size)
+        found.sort(key=lambda c: c[0][2] * c[0][3], reverse=True)
+        return found[: self.options.max_regions]
 
     def _analysis(self, picture: np.ndarray) -> tuple[np.ndarray, float]:
         import cv2

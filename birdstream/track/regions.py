@@ -78,7 +78,7 @@ class RegionTracker:
             track = self._tracks[k]
             fed.add(k)
             track.box, track.last_t = region.pixels, t
-            events += self._note(track.tracker.update(Prediction(_view(frame, region), probs)))
+            events += self._note(track.tracker.update(Prediction(region_view(frame, region), probs)))
         for k, track in enumerate(self._tracks):
             if k not in fed:
                 events += self._note(track.tracker.tick(t))
@@ -134,7 +134,7 @@ class RegionTracker:
         return events
 
 
-def _view(frame: Frame, region: Region) -> Frame:
+def region_view(frame: Frame, region: Region) -> Frame:
     """The frame as a region track sees it: the crop, its box, its own motion."""
     scene = Scene(frame.full, region.pixels) if frame.full is not None else None
     return dataclasses.replace(frame, image=region.image, full=region.crop, regions=(), box=region.box,

@@ -53,7 +53,8 @@ class MediaTracker:
             events += self._end_video()
             self._still_fed_at = self._clock()
             # Judged on its score: a camera trap fires on movement, and a still has no motion context.
-            return events + self._stills.update(Prediction(dataclasses.replace(frame, motion=None), pred.probs))
+            return events + self._stills.update(Prediction(dataclasses.replace(frame, motion=None), pred.probs,
+                                                           pred.region_probs))
         if self._video is None or frame.source != self._video_source:
             events += self._end_video() + self._end_stills()
             self._video_source = frame.source

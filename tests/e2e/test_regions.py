@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from birdstream.station import wiring
 from tests.e2e.conftest import BLUE, RED
 from tests.support.daemon import wait_until
 from tests.support.planted import PLANTED_COLOURS
-from tests.support.video import Box, make_video
+from tests.support.video import Box, make_still, make_video
 
 GREEN = PLANTED_COLOURS["Green Bee-eater"]
 HD = (1920, 1080)
@@ -179,3 +180,24 @@ def test_the_daemon_publishes_boxes_and_keeps_the_crop_and_the_boxed_scene(tmp_p
     x, y, w, h = (round(v * s) for v, s in zip(end["box"], (1920, 1080, 1920, 1080)))
     edge = scene[max(0, y - 2), x + w // 2]  # the drawn frame just above the box: yellow
     assert edge[0] > 200 and edge[1] > 180 and edge[2] < 90, edge
+
+
+def test_a_burst_of_stills_finds_the_small_bird_in_what_differs_and_a_lone_still_uses_the_whole_frame(
+        tmp_path: Path, planted: Path) -> None:
+    t0 = datetime(2024, 5, 1, 6, 0, 0)
+    burst, lone = tmp_path / "card" / "burst", tmp_path / "card" / "lone"
+    burst.mkdir(parents=True)
+    lone.mkdir(parents=True)
+    for i in range(4):  # the same view, the bird a little further on in each photo
+        make_still(burst / f"IMG_{i}.jpg", size=HD, objects=[Box(RED, (700 + 120 * i, 400, BIRD_PX, BIRD_PX))],
+                   taken_at=t0 + timedelta(seconds=i))
+    make_still(lone / "IMG_9.jpg", size=HD, objects=[Box(RED, (700, 400, BIRD_PX, BIRD_PX))],
+               taken_at=t0 + timedelta(hours=1))
+    events = run(tmp_path / "card", tmp_path, planted)
+    sightings = by_sighting(events)
+    assert len(sightings) == 1, [(e.event, e.stream, e.species) for e in events]
+    (story,) = sightings.values()
+    assert story[0].stream == "burst/IMG_0.jpg" and {e.species for e in story} == {"Scarlet Tanager"}
+    assert covers(story[-1].box, (700 + 120, 700 + 120 * 3 + BIRD_PX), 400 + BIRD_PX / 2), story[-1].box
+    # Without regions the same small bird is too small for the whole photo, in the burst or alone.
+    assert run(tmp_path / "card", tmp_path, planted, {"enabled": False}) == []
