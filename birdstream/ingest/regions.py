@@ -46,6 +46,7 @@ class RegionOptions:
     context: float = 3.0
     min_crop_px: int = 128
     hold_s: float = 300.0
+    still_every_s: float = 2.0  # a held region that does not move is classified this often, not every sample
     adapt: float = 0.05
 
 
@@ -54,6 +55,7 @@ class _Held:
     box: PixelBox  # source pixels of the analysed picture (the roi when there is one)
     last_motion: float
     motion: float = 0.0  # changed fraction of the box in the latest sample
+    last_sent: float | None = None  # when it was last proposed while still
     seen: int = field(default=1)
 
 
@@ -199,7 +201,18 @@ class RegionProposer:
         hold = self.options.hold_s
         self._held = [h for h in self._held if now - h.last_motion <= hold and now >= h.last_motion - hold]
         ranked = sorted(self._held, key=lambda r: (r.motion > 0, r.box[2] * r.box[3]), reverse=True)
-        return [(r.box, r.motion) for r in ranked[: self.options.max_regions]]
+        out = []
+        for r in ranked:
+            if len(out) >= self.options.max_regions:
+                break
+            if r.motion == 0:
+                # A perched bird keeps its sighting with a crop now and then (well within
+                # end_after_s); a spot a bird has left costs little until it is let go.
+                if r.last_sent is not None and 0 <= now - r.last_sent < self.options.still_every_s:
+                    continue
+                r.last_sent = now
+            out.append((r.box, r.motion))
+        return out
 
     def crops(self, picture: np.ndarray, boxes: list[tuple[PixelBox, float]], *,
               origin: tuple[int, int] = (0, 0), source: tuple[int, int] | None = None) -> tuple[Region, ...]:

@@ -108,6 +108,8 @@ def test_a_bird_that_stops_is_held_then_let_go() -> None:
             break
         assert t < 60
     last_motion = t - 0.5
+    assert p.propose(still, t + 0.5) == []  # still: classified every still_every_s, not every sample
+    assert len(p.propose(still, t + 2.0)) == 1
     assert len(p.propose(still, last_motion + 4.9)) == 1
     assert p.propose(still, last_motion + 5.1) == []  # held for hold_s only
 
