@@ -384,7 +384,9 @@ class Engine:
             box._count_drop_locked(INVALID)
         if box.stream_id not in self._invalid_logged:
             self._invalid_logged.add(box.stream_id)
+            h, w = self.classifier.input_size
+            bad = next(img for img in frame_images(frame) if img.shape != (h, w, 3) or img.dtype != np.uint8)
             log.error(
-                "engine: stream %s sent a frame of shape %s %s, expected (%d, %d, 3) uint8; dropped",
-                box.stream_id, frame.image.shape, frame.image.dtype, *self.classifier.input_size,
+                "engine: stream %s sent a %s of shape %s %s, expected (%d, %d, 3) uint8; dropped",
+                box.stream_id, "frame" if bad is frame.image else "region crop", bad.shape, bad.dtype, h, w,
             )
