@@ -118,6 +118,8 @@ class RegionProposer:
             # background again from this picture; held regions stay, nothing new is proposed.
             self._bg = small.astype(np.float32)
             self._prev = []
+            for held in self._held:
+                held.motion = 0.0  # nothing is known to move in this picture
             self.recalibrations += 1
             log.debug("regions: motion over most of the picture; background recalibrated")
             return self._current(now)

@@ -201,3 +201,20 @@ def test_a_burst_of_stills_finds_the_small_bird_in_what_differs_and_a_lone_still
     assert covers(story[-1].box, (700 + 120, 700 + 120 * 3 + BIRD_PX), 400 + BIRD_PX / 2), story[-1].box
     # Without regions the same small bird is too small for the whole photo, in the burst or alone.
     assert run(tmp_path / "card", tmp_path, planted, {"enabled": False}) == []
+
+
+def test_lights_on_does_not_flood_the_engine_and_the_bird_is_still_found(tmp_path: Path, planted: Path) -> None:
+    # At 3 s the whole view turns bright (a plain grey, as a floodlight would wash it out).
+    lights = Box((225, 225, 225), (0, 0, *HD), 3.0)
+    video = make_video(tmp_path / "lights.mp4", duration_s=8, fps=10, size=HD,
+                       objects=[lights, *flight(RED, 300, 500, 20, start=1.0, end=8.0)], seed=7)
+    config = config_from_dict({"regions": {"max_regions": 2}}, base_dir=tmp_path, require_streams=False)
+    spec = SourceSpec(id="lights", url=str(video), sample_fps=5, motion_gate=False,
+                      regions=wiring.region_options(config))
+    crops = {round(f.media_time, 1): [r.motion for r in f.regions] for f in iter_frames(spec, (96, 96))}
+    assert max(len(m) for m in crops.values()) <= 2  # capped, whatever moves
+    # The jump itself proposes nothing new (the background starts again; a region already held stays).
+    assert all(m == 0 for m in crops[3.0])
+    assert any(m > 0 for t, ms in crops.items() if t > 4.0 for m in ms)  # the bird is found again after it
+    events = run(video, tmp_path, planted, {"max_regions": 2})
+    assert {e.species for e in events} == {"Scarlet Tanager"} and all(e.box is not None for e in events)
