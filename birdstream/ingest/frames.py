@@ -21,7 +21,7 @@ from birdstream.messages import Frame
 
 log = logging.getLogger(__name__)
 
-COUNTERS = ("frames_in", "sampled", "emitted", "gated", "dropped")
+COUNTERS = ("frames_in", "sampled", "emitted", "gated", "dropped", "regions", "recalibrations")
 
 
 class FrameMaker:
@@ -157,12 +157,14 @@ class FrameMaker:
         boxes = []
         if self.proposer is not None and converted.full is not None:
             boxes = self.proposer.propose(converted.full, now, still=still)
+            self.counters["recalibrations"] = self.proposer.recalibrations
         if not verdict.passed and not any(motion > 0 for _, motion in boxes):
             self.counters["gated"] += 1
             return None
         regions = ()
         if boxes and self.proposer is not None and converted.full is not None:
             regions = self.proposer.crops(converted.full, boxes, origin=converted.origin, source=converted.source)
+            self.counters["regions"] += len(regions)
         self.counters["emitted"] += 1
         return Frame(
             stream_id=self.spec.id, seq=seq, image=converted.image, captured_at=captured_at,

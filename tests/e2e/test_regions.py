@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from prometheus_client import REGISTRY
 
 from birdstream.config import config_from_dict
 from birdstream.engine.classifier import Classifier
 from birdstream.ingest.files import iter_frames
+from birdstream.ingest.reader import StreamReader
 from birdstream.ingest.spec import SourceSpec
 from birdstream.messages import Prediction, SightingEvent
 from birdstream.publish.snapshots import scene_path
@@ -205,11 +207,17 @@ def test_a_burst_of_stills_finds_the_small_bird_in_what_differs_and_a_lone_still
     assert run(tmp_path / "card", tmp_path, planted, {"enabled": False}) == []
 
 
-def test_lights_on_does_not_flood_the_engine_and_the_bird_is_still_found(tmp_path: Path, planted: Path) -> None:
-    # At 3 s the whole view turns bright (a plain grey, as a floodlight would wash it out).
+@pytest.fixture(scope="module")
+def lights_on(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bird crossing a 1080p view; at 3 s the whole view turns bright (washed out by a floodlight)."""
     lights = Box((225, 225, 225), (0, 0, *HD), 3.0)
-    video = make_video(tmp_path / "lights.mp4", duration_s=8, fps=10, size=HD,
-                       objects=[lights, *flight(RED, 300, 500, 20, start=1.0, end=8.0)], seed=7)
+    return make_video(tmp_path_factory.mktemp("lights") / "lights.mp4", duration_s=8, fps=10, size=HD,
+                      objects=[lights, *flight(RED, 300, 500, 20, start=1.0, end=8.0)], seed=7)
+
+
+def test_lights_on_does_not_flood_the_engine_and_the_bird_is_still_found(tmp_path: Path, planted: Path,
+                                                                         lights_on: Path) -> None:
+    video = lights_on
     config = config_from_dict({"regions": {"max_regions": 2}}, base_dir=tmp_path, require_streams=False)
     spec = SourceSpec(id="lights", url=str(video), sample_fps=5, motion_gate=False,
                       regions=wiring.region_options(config))
@@ -220,3 +228,20 @@ def test_lights_on_does_not_flood_the_engine_and_the_bird_is_still_found(tmp_pat
     assert any(m > 0 for t, ms in crops.items() if t > 4.0 for m in ms)  # the bird is found again after it
     events = run(video, tmp_path, planted, {"max_regions": 2})
     assert {e.species for e in events} == {"Scarlet Tanager"} and all(e.box is not None for e in events)
+
+
+def test_region_crops_and_recalibrations_are_counted_per_stream(tmp_path: Path, lights_on: Path) -> None:
+    config = config_from_dict({"streams": [{"id": "floodlit", "url": str(lights_on), "sample_fps": 5}]},
+                              base_dir=tmp_path)
+    stream = config.streams[0]
+    frames: list = []
+    reader = StreamReader(wiring.source_spec(stream, regions=wiring.region_options(config, stream)),
+                          input_size=(96, 96), emit=frames.append, on_status=lambda status: None)
+    reader.start()
+    assert reader.join(60)
+
+    def value(name: str) -> float | None:
+        return REGISTRY.get_sample_value(name, {"stream": "floodlit"})
+
+    assert value("birdstream_ingest_regions_total") == sum(len(f.regions) for f in frames) > 0
+    assert value("birdstream_ingest_region_recalibrations_total") == 1
