@@ -106,9 +106,10 @@ class RegionTracker:
                     pairs.append((-overlap, distance, i, k))
         chosen: dict[int, int] = {}
         taken: set[int] = set()
-        for _, _, i, k in sorted(pairs):
+        for _, _, i, k in sorted(pairs):  # greedy: the best overlap (then the nearest) first
             if i not in chosen and k not in taken:
-                chosen[i], _ = k, taken.add(k)
+                chosen[i] = k
+                taken.add(k)
         for i, region in enumerate(regions):
             if i not in chosen:
                 self._tracks.append(_Track(region.pixels, t, self._make()))
