@@ -21,6 +21,7 @@ from birdstream.messages import Frame
 
 log = logging.getLogger(__name__)
 
+STILL_REGIONS_WIDTH = 1920  # stills are decoded at least this wide for regions (JPEG draft scale)
 COUNTERS = ("frames_in", "sampled", "emitted", "gated", "dropped", "regions", "recalibrations")
 
 
@@ -33,6 +34,7 @@ class FrameMaker:
         self.proposer = RegionProposer(regions, input_size) if regions is not None else None
         # Regions are cut from the full-resolution picture, so it is converted for every sample.
         self.converter = Converter(input_size, spec.roi, spec.label, want_full or regions is not None)
+        self._full_asked = want_full  # snapshots at source resolution were asked for
         self.gate = MotionGate(enabled=gate, threshold=spec.motion_threshold,
                                pixel_delta=spec.motion_pixel_delta, keepalive_s=spec.keepalive_s)
         self.clock = MediaClock()
@@ -137,6 +139,11 @@ class FrameMaker:
             if self.spec.roi is None and not self.converter.want_full:
                 h, w = self.converter.input_size
                 image.draft("RGB", (w, h))  # JPEG: decode at a reduced scale, still >= input size
+            elif self.spec.roi is None and not self._full_asked and image.size[0] > STILL_REGIONS_WIDTH:
+                # Regions of a 20-megapixel camera-trap photo need no more than ~1920 pixels across
+                # (a JPEG decoded at 1/2 or 1/4 scale costs a fraction of the full decode).
+                w, h = image.size
+                image.draft("RGB", (STILL_REGIONS_WIDTH, max(1, round(h * STILL_REGIONS_WIDTH / w))))
             try:
                 image.load()
                 converted = self.converter.still(image)
