@@ -141,8 +141,7 @@ class RegionProposer:
             return []  # another scene, or the light changed: judged on the whole photo
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._kernel)
         found = self._components(cv2.dilate(mask, self._kernel, iterations=2), mask, scale, size)
-        found.sort(key=lambda c: c[0][2] * c[0][3], reverse=True)
-        return found[: self.options.max_regions]
+        return found[: self.options.max_regions]  # largest first
 
     def _analysis(self, picture: np.ndarray) -> tuple[np.ndarray, float]:
         import cv2
@@ -179,7 +178,10 @@ class RegionProposer:
             if max(box[2], box[3]) > o.max_aspect * min(box[2], box[3]):
                 continue  # a wire swinging, a shadow edge
             out.append((box, area / float(bw * bh)))
-        return out
+        # A busy picture (a hedge in wind) has many small changes: only the largest few can become
+        # regions anyway, and matching them with the previous sample's costs per pair.
+        out.sort(key=lambda c: c[0][2] * c[0][3], reverse=True)
+        return out[: 4 * o.max_regions]
 
     def _hold(self, qualified: list[tuple[PixelBox, float]], now: float) -> None:
         for held in self._held:
