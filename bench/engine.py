@@ -10,6 +10,8 @@ rounds (target >= 0.9).
 `offline` producers use blocking mailboxes (always a frame ready: the engine's own overhead);
 `live` producers are paced cameras that outrun the model by 2x and use latest-wins mailboxes,
 so each camera contributes at most its mailbox capacity (+ arrivals within max_wait) per batch.
+`--crops 0,3` repeats each line with frames carrying that many region crops (counted as images):
+the engine's images/s with crops against without, on the same streams.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from birdstream.engine import Engine  # noqa: E402
 from birdstream.engine.classifier import Classifier  # noqa: E402
-from birdstream.messages import Frame  # noqa: E402
+from birdstream.messages import Frame, Region  # noqa: E402
 
 CONFIGS = {
     # name: (Birder config overrides, input size)
@@ -92,14 +94,15 @@ def reference(clf: Classifier, frames: np.ndarray, seconds: float) -> float:
 
 
 def through_engine(
-    clf: Classifier, images: np.ndarray, streams: int, mode: str, args: argparse.Namespace, ref_rate: float
+    clf: Classifier, images: np.ndarray, streams: int, mode: str, args: argparse.Namespace, ref_rate: float,
+    crops: int = 0,
 ) -> dict:
     """Images/s delivered by the Engine fed by `streams` producer threads."""
     deliveries: list[tuple[float, int]] = []
     done = threading.Event()
 
     def on_predictions(preds: list) -> None:
-        deliveries.append((time.perf_counter(), len(preds)))
+        deliveries.append((time.perf_counter(), sum(1 + len(p.region_probs) for p in preds)))
         if deliveries[-1][0] - deliveries[0][0] >= args.seconds and len(deliveries) >= 4:
             done.set()
 
@@ -107,13 +110,16 @@ def through_engine(
         clf, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_age_s=60, on_predictions=on_predictions
     )
     boxes = [engine.mailbox(f"cam{i}", blocking=mode == "offline") for i in range(streams)]
-    period = streams / (2.0 * ref_rate)  # live: together the cameras outrun the model by 2x
+    period = streams * (1 + crops) / (2.0 * ref_rate)  # live: together the cameras outrun the model by 2x
 
     def produce(i: int) -> None:
         seq = 0
         next_at = time.perf_counter()
         while not done.is_set():
-            frame = Frame(stream_id=f"cam{i}", seq=seq, image=images[seq % len(images)], captured_at=time.time())
+            regions = tuple(Region(box=(0.1, 0.1, 0.1, 0.1), pixels=(10, 10, 10, 10), image=images[(seq + k + 1) % len(images)])
+                            for k in range(crops))
+            frame = Frame(stream_id=f"cam{i}", seq=seq, image=images[seq % len(images)], captured_at=time.time(),
+                          regions=regions)
             if not boxes[i].put(frame):
                 return
             seq += 1
@@ -156,6 +162,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0, help="measuring time per line")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     ap.add_argument("--rounds", type=int, default=3, help="paired reference/engine rounds per line (median ratio)")
+    ap.add_argument("--crops", default="0", help="region crops per frame, e.g. 0,3 (each a line)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -177,13 +184,15 @@ def main() -> None:
         f"model: {desc}; device {clf.device}, {str(clf.dtype).removeprefix('torch.')}, "
         f"torch threads {torch.get_num_threads()}, max_batch {args.max_batch}, max_wait_ms {args.max_wait_ms:g}"
     )
-    for streams in [int(s) for s in args.streams.split(",")]:
-        for mode in args.modes.split(","):
+    lines = [(s, m, c) for s in [int(s) for s in args.streams.split(",")] for m in args.modes.split(",")
+             for c in [int(c) for c in args.crops.split(",")]]
+    for streams, mode, crops in lines:
+        if True:
             # Paired short rounds, median ratio: on a shared host others' load hits both sides alike.
             refs, runs = [], []
             for _ in range(max(1, args.rounds)):
                 refs.append(reference(clf, batch, args.seconds))
-                runs.append(through_engine(clf, images, streams, mode, args, refs[-1]))
+                runs.append(through_engine(clf, images, streams, mode, args, refs[-1], crops))
             ratios = sorted(r["rate"] / f for r, f in zip(runs, refs))
             ratio = statistics.median(ratios)
             ref = statistics.median(refs)
@@ -193,7 +202,7 @@ def main() -> None:
                 "dropped": sum(r["dropped"] for r in runs),
             }
             print(
-                f"streams={streams:<2d} mode={mode:<7s} engine {got['rate']:8.2f} img/s  "
+                f"streams={streams:<2d} mode={mode:<7s} crops={crops} engine {got['rate']:8.2f} img/s  "
                 f"reference {ref:8.2f} img/s  ratio {ratio:5.3f} (rounds {ratios[0]:.2f}..{ratios[-1]:.2f})  "
                 f"mean batch {got['mean_batch']:5.1f}  dropped {got['dropped']}"
             )

@@ -21,6 +21,28 @@ STREAM_STATES: tuple[StreamState, ...] = get_args(StreamState)  # the one list (
 FINAL_STATES: frozenset[StreamState] = frozenset({"stopped", "failed"})  # a source that ended or gave up
 
 
+Box = tuple[float, float, float, float]  # [x, y, w, h] as fractions (0..1) of the full source frame
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """One bird-sized part of a frame, cut at source resolution and resized to the model input."""
+
+    box: Box  # the moving thing's box, fractions of the full source frame (before any roi)
+    pixels: tuple[int, int, int, int]  # the box [x, y, w, h] in pixels of the picture it was cut from (the roi)
+    image: np.ndarray  # uint8 [H, W, 3] RGB of the square crop around it, at the model's input size
+    crop: np.ndarray | None = None  # uint8 RGB of that square crop at source resolution (snapshots)
+    motion: float = 0.0  # fraction of the box that changed in this sample (0: held while still)
+
+
+@dataclass(frozen=True, slots=True)
+class Scene:
+    """The whole picture a region was cut from, and the region's box on it (pixels): for snapshots."""
+
+    picture: np.ndarray  # uint8 [h, w, 3] RGB of the roi at source resolution
+    box: tuple[int, int, int, int]  # x, y, w, h in picture pixels
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One sampled frame of one stream, already cropped (roi) and resized to the model input size."""
@@ -34,6 +56,9 @@ class Frame:
     motion: float | None = None  # fraction of the scene that changed against the background, 0..1
     keepalive: bool = False  # passed the motion gate only as a periodic keep-alive sample
     full: np.ndarray | None = None  # uint8 [h, w, 3] RGB of the roi at source resolution (snapshots)
+    regions: tuple[Region, ...] = ()  # crops classified beside the whole frame (regions enabled)
+    box: Box | None = None  # set on the per-region view of a frame a region track judges
+    scene: Scene | None = None  # that view's whole picture and its box (drawn on it for snapshots)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +67,7 @@ class Prediction:
 
     frame: Frame
     probs: np.ndarray  # float32 [num_classes] softmax probabilities
+    region_probs: tuple[np.ndarray, ...] = ()  # one per frame.regions, in that order
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +122,11 @@ class SightingEvent:
     media_end_s: float | None = None
     prior: float = 1.0  # the species' occurrence weight at the station in the month it started (1 = no prior)
     first_at_station: bool = False  # the first sighting ever of this species at this station
+    box: Box | None = None  # the region the best frame was judged on; None = the whole frame
     # Not part of the payload: the best frame so far (full-res roi if the source gave one).
     best_image: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # ... and, for a region, the whole picture its box lies on (the snapshot's `-scene` image).
+    best_scene: Scene | None = field(default=None, compare=False, repr=False)
 
     def with_snapshot(self, path: str | None) -> SightingEvent:
         return dataclasses.replace(self, snapshot=path)
@@ -123,6 +152,7 @@ class SightingEvent:
             "media_end_s": _round_opt(self.media_end_s),
             "prior": round(float(self.prior), 4),
             "first_at_station": self.first_at_station,
+            "box": None if self.box is None else [round(float(v), 4) for v in self.box],
         }
 
     @classmethod
@@ -152,7 +182,18 @@ class SightingEvent:
             snapshot=p.get("snapshot"),
             media_start_s=p.get("media_start_s"),
             media_end_s=p.get("media_end_s"),
+            prior=float(p.get("prior", 1.0)),
+            first_at_station=bool(p.get("first_at_station", False)),
+            box=_box(p.get("box")),
         )
+
+
+def _box(value: Any) -> Box | None:
+    """A payload's box (absent in events written before regions)."""
+    if not isinstance(value, list) or len(value) != 4:
+        return None
+    x, y, w, h = (float(v) for v in value)
+    return (x, y, w, h)
 
 
 def _round_opt(value: float | None) -> float | None:

@@ -108,6 +108,29 @@ class V4l2Config(Section):
     """USB cameras: capture frame rate; null = the driver's default."""
 
 
+class RegionsConfig(Section):
+    enabled: bool = True
+    """Find moving bird-sized regions and classify each on its own crop at source resolution, beside the whole frame; false = whole frame only (as before regions)."""
+    max_regions: Annotated[int, Field(ge=1, le=32)] = 4
+    """Crops per frame at most, moving and largest first (motion everywhere never floods the engine)."""
+    analysis_width: Annotated[int, Field(ge=64, le=1920)] = 320
+    """Width in pixels of the grey picture motion is measured on."""
+    pixel_delta: Annotated[int, Field(ge=1, le=255)] = 20
+    """Grey-level change (of 255) that counts an analysis pixel as moving."""
+    min_box_px: Annotated[int, Field(ge=1, le=4096)] = 12
+    """Smallest moving box that is a region (shorter side, source pixels)."""
+    max_box_fraction: Annotated[float, Field(gt=0, le=1)] = 0.25
+    """Largest moving box that is a region (fraction of the picture's area); larger things are left to the whole frame."""
+    max_aspect: Annotated[float, Field(ge=1, le=100)] = 5
+    """A moving box longer than this many times its width (a wire, a shadow edge) is not a region."""
+    everywhere: Annotated[float, Field(gt=0, le=1)] = 0.4
+    """When this fraction of the picture changes at once (lights on, camera shake), recalibrate the background instead of proposing regions."""
+    context: Annotated[float, Field(ge=1, le=20)] = 3
+    """A crop is a square this many times the moving box's longer side (context around the bird)."""
+    min_crop_px: Annotated[int, Field(ge=16, le=8192)] = 128
+    """Smallest crop side in source pixels."""
+
+
 class StreamConfig(Section):
     id: Ident
     """Stream id: [a-z0-9_-]+, unique; used in MQTT topics and file names."""
@@ -143,6 +166,8 @@ class StreamConfig(Section):
     """USB (V4L2) camera capture settings."""
     watch: bool = False
     """Folders only: keep watching for new images (e.g. uploads) instead of reading the folder once."""
+    regions: RegionsConfig | None = None
+    """This stream's regions settings, replacing the global `regions:` section; null = the global one."""
     password_file: ConfigPath | None = None
     """File holding the URL's password (the url then names only the user: rtsp://user@host/...)."""
     tls_verify: bool = True
@@ -371,6 +396,8 @@ class Config(Section):
     """The sources to watch (at least one)."""
     sightings: SightingsConfig = SightingsConfig()
     """Turning per-frame scores into sightings."""
+    regions: RegionsConfig = RegionsConfig()
+    """Where the bird is: moving regions classified on their own crops."""
     mqtt: MqttConfig = MqttConfig()
     """Publishing to an MQTT broker."""
     outbox: OutboxConfig = OutboxConfig()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -37,6 +38,27 @@ class _Launched:
     @property
     def ready(self) -> bool:
         return self.handle is None or bool(self.handle.ready)
+
+
+def frame_images(frame: Frame) -> list[np.ndarray]:
+    """What the classifier judges of one frame: the whole picture, then each region's crop."""
+    return [frame.image, *(region.image for region in frame.regions)]
+
+
+def _regroup(good: list[tuple[Mailbox, Frame]], probs: list[np.ndarray]) -> list[Prediction]:
+    """One Prediction per frame from the probabilities of its images (whole picture, then crops)."""
+    predictions: list[Prediction] = []
+    i = 0
+    for _, frame in good:
+        n = 1 + len(frame.regions)
+        predictions.append(Prediction(frame=frame, probs=probs[i], region_probs=tuple(probs[i + 1 : i + n])))
+        i += n
+    return predictions
+
+
+def images_in(batch: list[tuple[Mailbox, Frame]]) -> int:
+    """Batches count images, not frames: a frame with crops fills more of one."""
+    return sum(1 + len(frame.regions) for _, frame in batch)
 
 
 class Engine:
@@ -237,7 +259,7 @@ class Engine:
             oldest: float | None = None
             while True:
                 oldest = self._take_round_locked(batch, oldest)
-                if len(batch) >= self.batch_cap:
+                if images_in(batch) >= self.batch_cap:
                     break
                 if self._any_items_locked():
                     continue  # more frames already waiting: taking them costs no latency
@@ -264,18 +286,24 @@ class Engine:
         start = self._rr % n
         self._rr = start + 1
         now = self.clock()
+        taken = images_in(batch)
         for i in range(n):
-            if len(batch) >= self.batch_cap:
+            if taken >= self.batch_cap:
                 break
             box = self._mailboxes[self._order[(start + i) % n]]
-            item = box.take()
+            # A frame brings its region crops: it joins only if they fit (the first one always does,
+            # its crops trimmed to the cap: CUDA graphs exist for batches up to the cap only).
+            item = box.take(self.batch_cap - taken if batch else None)
             if item is None:
                 continue
             enqueued, frame = item
+            if len(frame.regions) >= self.batch_cap:
+                frame = dataclasses.replace(frame, regions=frame.regions[: self.batch_cap - 1])
             if not box.blocking and now - enqueued > self.max_age_s:
                 box.drop(STALE)
                 continue
             batch.append((box, frame))
+            taken += 1 + len(frame.regions)
             self._inflight[box] += 1  # taken but not yet delivered: drain() must still wait
             oldest = enqueued if oldest is None else min(oldest, enqueued)
         return oldest
@@ -285,27 +313,28 @@ class Engine:
         h, w = self.classifier.input_size
         good: Taken = []
         for box, frame in batch:
-            img = frame.image
-            if img.shape != (h, w, 3) or img.dtype != np.uint8:
-                self._drop_invalid(box, frame)
-            else:
+            if all(img.shape == (h, w, 3) and img.dtype == np.uint8 for img in frame_images(frame)):
                 good.append((box, frame))
+            else:
+                self._drop_invalid(box, frame)
         launched = _Launched(batch, good, started=self.clock())
         if not good:
             return launched
         if self.busy_since is None:
             self.busy_since = launched.started
-        launched.handle = self._try(lambda: self._submit(self._stack([f.image for _, f in good])), len(good))
+        # The classifier sees images: each frame's whole picture, then its region crops.
+        images = [img for _, f in good for img in frame_images(f)]
+        launched.handle = self._try(lambda: self._submit(self._stack(images)), len(images))
         return launched
 
     def _deliver(self, launched: _Launched) -> None:
         """Collect a launched batch and hand its predictions on, in the order the frames were taken."""
         good = launched.good
-        probs = self._try(launched.handle.result, len(good)) if launched.handle is not None else None
+        probs = self._try(launched.handle.result, images_in(good)) if launched.handle is not None else None
         if probs is not None:
             metrics.INFERENCE_SECONDS.observe(time.perf_counter() - launched.t0)
-            metrics.BATCH_SIZE.observe(len(good))
-            predictions = [Prediction(frame=f, probs=p) for (_, f), p in zip(good, probs)]
+            metrics.BATCH_SIZE.observe(len(probs))
+            predictions = _regroup(good, list(probs))
         else:
             predictions = self._classify_in_parts(good) if good else []
         if predictions:
@@ -327,24 +356,34 @@ class Engine:
         return Counter(boxes[id(p.frame)] for p in predictions)
 
     def _classify_in_parts(self, good: Taken) -> list[Prediction]:
-        """After an out-of-memory error: classify at once in parts of the (halved) cap; a lone frame
-        that still does not fit is dropped (counted as oom)."""
-        predictions: list[Prediction] = []
+        """After an out-of-memory error: classify the images at once in parts of the (halved) cap; a
+        frame one of whose images still does not fit alone is dropped (counted as oom)."""
+        items = [(k, img) for k, (_, frame) in enumerate(good) for img in frame_images(frame)]
+        probs_of: list[list[np.ndarray]] = [[] for _ in good]
+        lost: set[int] = set()
         i = 0
-        while i < len(good):
-            chunk = good[i : i + self.batch_cap]
+        while i < len(items):
+            chunk = items[i : i + self.batch_cap]
             t0 = time.perf_counter()
-            handle = self._try(lambda: self._submit(self._stack([f.image for _, f in chunk])), len(chunk))
+            handle = self._try(lambda: self._submit(self._stack([img for _, img in chunk])), len(chunk))
             probs = self._try(handle.result, len(chunk)) if handle is not None else None
             if probs is None:  # out of memory: the cap was halved, retry this part
                 if len(chunk) == 1:
-                    chunk[0][0].drop(OOM)
+                    lost.add(chunk[0][0])
                     i += 1
                 continue
             metrics.INFERENCE_SECONDS.observe(time.perf_counter() - t0)
             metrics.BATCH_SIZE.observe(len(chunk))
-            predictions.extend(Prediction(frame=f, probs=p) for (_, f), p in zip(chunk, probs))
+            for (k, _), p in zip(chunk, probs):
+                probs_of[k].append(p)
             i += len(chunk)
+        predictions: list[Prediction] = []
+        for k, (box, frame) in enumerate(good):
+            if k in lost:
+                box.drop(OOM)
+                continue
+            first, *rest = probs_of[k]
+            predictions.append(Prediction(frame=frame, probs=first, region_probs=tuple(rest)))
         return predictions
 
     def _try(self, call: Callable[[], object], n: int):  # noqa: ANN202 - the call's own result
@@ -391,7 +430,9 @@ class Engine:
         box.drop(INVALID)
         if box.stream_id not in self._invalid_logged:
             self._invalid_logged.add(box.stream_id)
+            h, w = self.classifier.input_size
+            bad = next(img for img in frame_images(frame) if img.shape != (h, w, 3) or img.dtype != np.uint8)
             log.error(
-                "engine: stream %s sent a frame of shape %s %s, expected (%d, %d, 3) uint8; dropped",
-                box.stream_id, frame.image.shape, frame.image.dtype, *self.classifier.input_size,
+                "engine: stream %s sent a %s of shape %s %s, expected (%d, %d, 3) uint8; dropped",
+                box.stream_id, "frame" if bad is frame.image else "region crop", bad.shape, bad.dtype, h, w,
             )

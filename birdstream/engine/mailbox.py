@@ -103,10 +103,14 @@ class Mailbox:
 
     # ---- consumer side ---------------------------------------------------------------------
 
-    def take(self) -> tuple[float, Frame] | None:
-        """The oldest frame with the clock() time it was queued, or None if empty; makes room for a put."""
+    def take(self, max_images: int | None = None) -> tuple[float, Frame] | None:
+        """The oldest frame with the clock() time it was queued, or None if empty (or, with
+        ``max_images``, if that frame's images, its picture and region crops, would not fit); makes
+        room for a put."""
         with self._lock:
             if not self._items:
+                return None
+            if max_images is not None and 1 + len(self._items[0][1].regions) > max_images:
                 return None
             item = self._items.popleft()
             # Only a blocking put ever waits for room. It is woken once half the mailbox is free,

@@ -30,6 +30,8 @@ Size = tuple[int, int]  # (h, w)
 class Converted:
     image: np.ndarray  # uint8 [H, W, 3] at the model input size
     full: np.ndarray | None  # uint8 [h, w, 3] roi at source resolution, long side <= FULL_MAX_SIDE (when asked)
+    origin: tuple[int, int] = (0, 0)  # where the roi starts in the (displayed) source picture
+    source: tuple[int, int] | None = None  # (w, h) of the displayed source picture
 
 
 def resize_rgb(rgb: np.ndarray, size: Size) -> np.ndarray:
@@ -100,7 +102,8 @@ class Converter:
             if quarter:
                 image = np.ascontiguousarray(np.rot90(image, k=quarter))
                 full = np.ascontiguousarray(np.rot90(full, k=quarter)) if full is not None else None
-            return Converted(image, full)
+            source = (full.shape[1], full.shape[0]) if full is not None else None
+            return Converted(image, full, source=source)
         rgb = frame.to_ndarray(format="rgb24")
         if quarter:
             rgb = np.rot90(rgb, k=quarter)
@@ -118,4 +121,6 @@ class Converter:
         if self.want_full:
             size = bounded(*crop.shape[:2])
             full = np.ascontiguousarray(crop) if size == crop.shape[:2] else resize_rgb(crop, size)
-        return Converted(resize_rgb(crop, self.input_size), full)
+        h, w = rgb.shape[:2]
+        origin = (0, 0) if self.roi is None else (max(0, min(self.roi[0], w)), max(0, min(self.roi[1], h)))
+        return Converted(resize_rgb(crop, self.input_size), full, origin, (w, h))

@@ -13,6 +13,7 @@ import av
 from birdstream.ingest.convert import Converted, Converter, Size
 from birdstream.ingest.errors import StreamError, classify
 from birdstream.ingest.hwaccel import HwDecodeFailed, describe
+from birdstream.ingest.regions import RegionProposer
 from birdstream.ingest.media import file_time, open_still, still_time, video_stream
 from birdstream.ingest.sampling import MediaClock, MotionGate, Sampler
 from birdstream.ingest.spec import SourceSpec
@@ -20,7 +21,8 @@ from birdstream.messages import Frame
 
 log = logging.getLogger(__name__)
 
-COUNTERS = ("frames_in", "sampled", "emitted", "gated", "dropped")
+STILL_REGIONS_WIDTH = 1920  # stills are decoded at least this wide for regions (JPEG draft scale)
+COUNTERS = ("frames_in", "sampled", "emitted", "gated", "dropped", "regions", "recalibrations")
 
 
 class FrameMaker:
@@ -28,7 +30,11 @@ class FrameMaker:
 
     def __init__(self, spec: SourceSpec, input_size: Size, *, want_full: bool, gate: bool) -> None:
         self.spec = spec
-        self.converter = Converter(input_size, spec.roi, spec.label, want_full)
+        regions = spec.regions if spec.regions is not None and spec.regions.enabled else None
+        self.proposer = RegionProposer(regions, input_size) if regions is not None else None
+        # Regions are cut from the full-resolution picture, so it is converted for every sample.
+        self.converter = Converter(input_size, spec.roi, spec.label, want_full or regions is not None)
+        self._full_asked = want_full  # snapshots at source resolution were asked for
         self.gate = MotionGate(enabled=gate, threshold=spec.motion_threshold,
                                pixel_delta=spec.motion_pixel_delta, keepalive_s=spec.keepalive_s)
         self.clock = MediaClock()
@@ -64,6 +70,10 @@ class FrameMaker:
         base = None if live else (file_time(container, path) if path is not None else time.time())
         stall_s = self.spec.stall_s if live else 0.0
         self.clock.restart()
+        if self.proposer is not None:
+            # A video's regions start from its own first picture; stills of a folder keep comparing
+            # with the photo before them (a camera trap's burst), so new_file() does not reset this.
+            self.proposer.reset()
         self.last_decode = time.monotonic()
         dropped_before = self.counters["dropped"]
         on_device = ctx.is_hwaccel  # until the first picture, a decode error blames the device
@@ -144,6 +154,11 @@ class FrameMaker:
             if self.spec.roi is None and not self.converter.want_full:
                 h, w = self.converter.input_size
                 image.draft("RGB", (w, h))  # JPEG: decode at a reduced scale, still >= input size
+            elif self.spec.roi is None and not self._full_asked and image.size[0] > STILL_REGIONS_WIDTH:
+                # Regions of a 20-megapixel camera-trap photo need no more than ~1920 pixels across
+                # (a JPEG decoded at 1/2 or 1/4 scale costs a fraction of the full decode).
+                w, h = image.size
+                image.draft("RGB", (STILL_REGIONS_WIDTH, max(1, round(h * STILL_REGIONS_WIDTH / w))))
             try:
                 image.load()
                 converted = self.converter.still(image)
@@ -153,19 +168,28 @@ class FrameMaker:
             image.close()
         self.counters["frames_in"] += 1
         self.counters["sampled"] += 1
-        return self._make(converted, taken, None, str(path), taken)
+        return self._make(converted, taken, None, str(path), taken, still=True)
 
     def _make(self, converted: Converted, captured_at: float, media_time: float | None,
-              source: str | None, now: float) -> Frame | None:
+              source: str | None, now: float, still: bool = False) -> Frame | None:
         verdict = self.gate.check(converted.image, now)
         seq = self.seq
         self.seq += 1
-        if not verdict.passed:
+        # The background model sees every sample, gated or not, so it stays current.
+        boxes = []
+        if self.proposer is not None and converted.full is not None:
+            boxes = self.proposer.propose(converted.full, now, still=still)
+            self.counters["recalibrations"] = self.proposer.recalibrations
+        if not verdict.passed and not any(motion > 0 for _, motion in boxes):
             self.counters["gated"] += 1
             return None
+        regions = ()
+        if boxes and self.proposer is not None and converted.full is not None:
+            regions = self.proposer.crops(converted.full, boxes, origin=converted.origin, source=converted.source)
+            self.counters["regions"] += len(regions)
         self.counters["emitted"] += 1
         return Frame(
             stream_id=self.spec.id, seq=seq, image=converted.image, captured_at=captured_at,
             media_time=media_time, source=source, motion=verdict.motion,
-            keepalive=verdict.keepalive, full=converted.full,
+            keepalive=verdict.keepalive, full=converted.full, regions=regions,
         )

@@ -16,6 +16,11 @@ PACKETS_DROPPED = Counter("birdstream_ingest_packets_dropped_total",
                           "Corrupt packets skipped by the decoder", ["stream"])
 RECONNECTS = Counter("birdstream_ingest_reconnects_total", "Reopen attempts after a failure", ["stream"])
 ERRORS = Counter("birdstream_ingest_errors_total", "Source errors by kind", ["stream", "kind"])
+REGIONS = Counter("birdstream_ingest_regions_total",
+                  "Region crops sent beside the whole frame (at most regions.max_regions a frame)", ["stream"])
+REGION_RECALIBRATIONS = Counter("birdstream_ingest_region_recalibrations_total",
+                                "Motion over most of the picture (lights, shake): background started again",
+                                ["stream"])
 HWACCEL_FALLBACKS = Counter("birdstream_ingest_hwaccel_fallbacks_total",
                             "Hardware decoding given up for software decoding, by reason", ["stream", "reason"])
 HWACCEL_ACTIVE = Gauge("birdstream_ingest_hwaccel_active", "1 while the stream decodes on a hardware device",
@@ -23,7 +28,8 @@ HWACCEL_ACTIVE = Gauge("birdstream_ingest_hwaccel_active", "1 while the stream d
 STATE = Gauge("birdstream_ingest_state", "1 for the stream's current state", ["stream", "state"])
 
 _FIELDS = {"frames_in": FRAMES_DECODED, "sampled": FRAMES_SAMPLED, "emitted": FRAMES_EMITTED,
-           "gated": FRAMES_GATED, "dropped": PACKETS_DROPPED}
+           "gated": FRAMES_GATED, "dropped": PACKETS_DROPPED, "regions": REGIONS,
+           "recalibrations": REGION_RECALIBRATIONS}
 
 
 class StreamMetrics:

@@ -9,6 +9,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from birdstream.errors import SourceError
+from birdstream.ingest.regions import RegionOptions
 from birdstream.redact import redact_url
 
 SourceKind = Literal["rtsp", "http", "rtmp", "v4l2", "file", "folder"]
@@ -56,6 +57,7 @@ class SourceSpec:
     tls_verify: bool = True  # https/rtsps/rtmps: verify the camera's certificate and host name
     ca_file: str | None = None  # PEM of the CA that signed the camera's certificate; None = the system's
     options: dict[str, str] = field(default_factory=dict)  # extra FFmpeg demuxer/protocol options
+    regions: RegionOptions | None = None  # motion regions cropped beside the whole frame; None = off
 
     @property
     def kind(self) -> SourceKind:

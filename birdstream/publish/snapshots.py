@@ -25,6 +25,14 @@ FOLDER = "snapshots"
 _PRUNE_EVERY_S = 3600.0  # also prune hourly, so age limits hold at a quiet station
 
 
+SCENE_SUFFIX = "-scene"  # <id>-scene.jpg: the whole picture with the region's box drawn on it
+
+
+def scene_path(rel: str) -> str:
+    """The scene image kept beside a region's snapshot (``<id>.jpg`` -> ``<id>-scene.jpg``)."""
+    return rel[: -len(".jpg")] + SCENE_SUFFIX + ".jpg"
+
+
 def relative_path(event: SightingEvent) -> str:
     """``snapshots/<stream>/<YYYY-MM-DD of started_at, UTC>/<id>.jpg``: stable for one sighting."""
     day = datetime.fromtimestamp(event.started_at, tz=timezone.utc).strftime("%Y-%m-%d")
@@ -60,6 +68,9 @@ class SnapshotStore:
                 rel = relative_path(event)
                 jpeg = encode_jpeg(image, self.options.quality)
                 self._write_atomic(self.state_dir / rel, jpeg)
+                if event.best_scene is not None:
+                    scene = boxed(event.best_scene.picture, event.best_scene.box)
+                    self._write_atomic(self.state_dir / scene_path(rel), encode_jpeg(scene, self.options.quality))
                 known = (rel, digest)
                 self._written[event.id] = known
                 metrics.SNAPSHOTS_WRITTEN.labels(stream=event.stream).inc()
@@ -126,6 +137,22 @@ def _unlink(path: Path, reason: str) -> int:
 
 def _digest(image: np.ndarray) -> bytes:
     return hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest() + repr(image.shape).encode()
+
+
+def boxed(picture: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """A copy of the picture with the box outlined (a yellow frame a few pixels thick, by size)."""
+    out = np.array(picture, dtype=np.uint8, copy=True)
+    h, w = out.shape[:2]
+    t = max(2, min(h, w) // 270)
+    x, y, bw, bh = box
+    x0, y0 = max(0, x - t), max(0, y - t)
+    x1, y1 = min(w, x + bw + t), min(h, y + bh + t)
+    colour = (255, 220, 0)
+    out[y0 : y0 + t, x0:x1] = colour
+    out[max(y0, y1 - t) : y1, x0:x1] = colour
+    out[y0:y1, x0 : x0 + t] = colour
+    out[y0:y1, max(x0, x1 - t) : x1] = colour
+    return out
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:

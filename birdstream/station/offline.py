@@ -19,6 +19,7 @@ from typing import IO, Any
 import numpy as np
 
 from birdstream.config import Config
+from birdstream.engine.engine import frame_images
 from birdstream.errors import SourceError
 from birdstream.ingest.files import iter_frames
 from birdstream.messages import Frame, Prediction, SightingEvent, rfc3339
@@ -63,15 +64,19 @@ class OfflineRun:
                 return path.name
             return Path(source).relative_to(base).as_posix() if base is not None else Path(source).name
 
-        spec = wiring.classify_spec(path, sample_fps=self.sample_fps, **self.decode)
+        spec = wiring.classify_spec(path, sample_fps=self.sample_fps, regions=wiring.region_options(self.config),
+                                    **self.decode)
         frames = iter_frames(spec, self.classifier.input_size, on_error=self.errors.append, stop=self.stop)
         tracker = wiring.tracker(self.config, self.classifier, self.options, lambda frame: name(frame.source),
                                  metrics_label=METRICS_LABEL)
         try:
             for batch in _batched(frames, self.config.model.max_batch):
-                probs = self.classifier(np.stack([frame.image for frame in batch]))
-                for frame, p in zip(batch, probs):
-                    yield from tracker.update(Prediction(frame, p))
+                # Each frame's whole picture, then its region crops: one forward for all of them.
+                probs = iter(self.classifier(np.stack([img for frame in batch for img in frame_images(frame)])))
+                for frame in batch:
+                    first = next(probs)
+                    rest = tuple(next(probs) for _ in frame.regions)
+                    yield from tracker.update(Prediction(frame, first, rest))
                 if self.stop.is_set():
                     break
             if self.stop.is_set():  # stopped, not at the end of the input: end as on Ctrl-C
@@ -83,12 +88,15 @@ class OfflineRun:
 
 
 def _batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
+    """Frames in batches of about `size` images (a frame counts its region crops too)."""
     batch: list[Frame] = []
+    images = 0
     for frame in frames:
         batch.append(frame)
-        if len(batch) >= size:
+        images += 1 + len(frame.regions)
+        if images >= size:
             yield batch
-            batch = []
+            batch, images = [], 0
     if batch:
         yield batch
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from birdstream.config import Config
 from birdstream.config.models import ModelConfig, MqttConfig, SightingsConfig, StreamConfig
 from birdstream.errors import SourceError
+from birdstream.ingest.regions import RegionOptions
 from birdstream.ingest.spec import SourceSpec
 from birdstream.messages import Frame, Prediction
 from birdstream.publish import (
@@ -84,7 +85,7 @@ class StreamPlan:
 
 def stream_plan(config: Config, stream: StreamConfig, class_names: Sequence[str]) -> StreamPlan:
     """The plan of one configured stream; ConfigError when a species name is unknown to the model."""
-    spec = source_spec(stream)
+    spec = source_spec(stream, regions=region_options(config, stream))
     return StreamPlan(spec=spec, track=track_options(config.sightings, class_names, stream.sample_fps,
                                                             timezone=config.timezone),
                       blocking=_blocking(spec), want_full=config.snapshots.enabled)
@@ -129,7 +130,21 @@ def track_options(sightings: SightingsConfig, class_names: Sequence[str] | None 
     return check_species(options, class_names) if class_names is not None else options
 
 
-def source_spec(stream: StreamConfig, *, sample_fps: float | None = None) -> SourceSpec:
+def region_options(config: Config, stream: StreamConfig | None = None) -> RegionOptions | None:
+    """The regions settings of one stream (its own section, else the global one); None when off."""
+    r = stream.regions if stream is not None and stream.regions is not None else config.regions
+    if not r.enabled:
+        return None
+    still = config.sightings.scenery.still_limit_s
+    # A region that stops moving is held (still classified) as long as a still sighting lasts.
+    hold_s = still if still > 0 else 86_400.0
+    return RegionOptions(max_regions=r.max_regions, analysis_width=r.analysis_width, pixel_delta=r.pixel_delta,
+                         min_box_px=r.min_box_px, max_box_fraction=r.max_box_fraction, max_aspect=r.max_aspect,
+                         everywhere=r.everywhere, context=r.context, min_crop_px=r.min_crop_px, hold_s=hold_s)
+
+
+def source_spec(stream: StreamConfig, *, sample_fps: float | None = None,
+                regions: RegionOptions | None = None) -> SourceSpec:
     """The ingest spec of one configured stream (its url already carries the password_file secret)."""
     v4l2 = stream.v4l2
     size = f"{v4l2.width}x{v4l2.height}" if v4l2.width and v4l2.height else None
@@ -156,17 +171,19 @@ def source_spec(stream: StreamConfig, *, sample_fps: float | None = None) -> Sou
         watch=stream.watch,
         tls_verify=stream.tls_verify,
         ca_file=str(stream.ca_file) if stream.ca_file is not None else None,
+        regions=regions,
     )
 
 
 def classify_spec(path: Path, *, sample_fps: float, hwaccel: str | None = None, hwaccel_device: str | None = None,
-                  keyframes_only: bool = False) -> SourceSpec:
+                  keyframes_only: bool = False, regions: RegionOptions | None = None) -> SourceSpec:
     """The spec of one `birdstream classify` input: a stream entry's defaults, every frame judged
     (no motion gate), decoded as the stream keys of the same names say."""
     stream = StreamConfig.model_construct(
         id=CLASSIFY_ID, url=str(path), sample_fps=sample_fps, hwaccel=hwaccel, hwaccel_device=hwaccel_device,
         keyframes_only=keyframes_only)
-    return source_spec(stream.model_copy(update={"motion": stream.motion.model_copy(update={"enabled": False})}))
+    return source_spec(stream.model_copy(update={"motion": stream.motion.model_copy(update={"enabled": False})}),
+                       regions=regions)
 
 
 def _blocking(spec: SourceSpec) -> bool:

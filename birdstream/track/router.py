@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from birdstream.messages import Frame, Prediction, SightingEvent
 from birdstream.track.options import TrackOptions
+from birdstream.track.regions import RegionTracker
 from birdstream.track.stills import StillsTracker
 from birdstream.track.tracker import SeenSpecies, SightingTracker
 
@@ -43,7 +44,7 @@ class MediaTracker:
         self._stills = StillsTracker(station=station, class_names=self.class_names, model_id=model_id,
                                      options=options, stream_of=stream_of, metrics_label=metrics_label,
                                      seen=seen)
-        self._video: SightingTracker | None = None
+        self._video: RegionTracker | None = None
         self._video_source: str | None = None
         self._still_fed_at: float | None = None
 
@@ -55,14 +56,16 @@ class MediaTracker:
             events += self._end_video()
             self._still_fed_at = self._clock()
             # Judged on its score: a camera trap fires on movement, and a still has no motion context.
-            return events + self._stills.update(Prediction(dataclasses.replace(frame, motion=None), pred.probs))
+            return events + self._stills.update(Prediction(dataclasses.replace(frame, motion=None), pred.probs,
+                                                           pred.region_probs))
         if self._video is None or frame.source != self._video_source:
             events += self._end_video() + self._end_stills()
             self._video_source = frame.source
-            self._video = SightingTracker(station=self.station, stream_id=self._stream_of(frame),
-                                          class_names=self.class_names, model_id=self.model_id,
-                                          options=self.options, metrics_label=self._label,
-                                          seen=self._seen)
+            # Frames without regions make exactly the whole-frame sightings of a SightingTracker.
+            self._video = RegionTracker(station=self.station, stream_id=self._stream_of(frame),
+                                        class_names=self.class_names, model_id=self.model_id,
+                                        options=self.options, metrics_label=self._label,
+                                        seen=self._seen)
         return events + self._video.update(pred)
 
     def tick(self, now: float | None = None) -> list[SightingEvent]:

@@ -13,8 +13,11 @@ import os
 import uuid
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from birdstream.messages import Frame, Prediction, SightingEvent
 from birdstream.track.options import TrackOptions, check_species
+from birdstream.track.regions import region_view
 from birdstream.track.tracker import SeenSpecies, SightingTracker
 
 
@@ -69,8 +72,8 @@ class StillsTracker:
         else:
             if self._tracker is None:
                 self._tracker = self._new_tracker(self.options, self._first.frame)
-                events += self._tracker.update(self._first)
-            events += self._tracker.update(pred)
+                events += self._tracker.update(surest(self._first))
+            events += self._tracker.update(surest(pred))
         self._last_t = max(self._last_t, t) if self._tracker is not None else t
         return events
 
@@ -101,3 +104,15 @@ class StillsTracker:
             metrics_label=self._metrics_label,
             seen=self._seen,
         )
+
+
+def surest(pred: Prediction) -> Prediction:
+    """A photo of a burst is judged on the whole photo or on a crop of what differs from the photo
+    before it (ingest's regions), whichever the classifier is surest of; the crop brings its box.
+    A lone photo is judged on the whole photo only: it has nothing to differ from."""
+    best, best_p = pred, float(np.max(pred.probs))
+    for region, probs in zip(pred.frame.regions, pred.region_probs):
+        if float(np.max(probs)) > best_p:
+            view = dataclasses.replace(region_view(pred.frame, region), motion=pred.frame.motion)
+            best, best_p = Prediction(view, probs), float(np.max(probs))
+    return best

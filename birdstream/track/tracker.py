@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from birdstream.messages import Frame, Prediction, SightingEvent
+from birdstream.messages import Box, Frame, Scene, Prediction, SightingEvent
 from birdstream.track import metrics
 from birdstream.track.options import TrackOptions, check_species
 from birdstream.track.priors import PriorRule, prior_matrix
@@ -43,11 +43,13 @@ class _Run:
     frames: int
     best_p: float
     best_image: np.ndarray | None
+    best_box: Box | None = None  # the region the best frame was judged on (None: whole frame)
+    best_scene: Scene | None = None
 
     @classmethod
     def begin(cls, species: int, frame: Frame, p: float) -> _Run:
         t = float(frame.captured_at)
-        return cls(species, t, frame.media_time, t, frame.media_time, 1, p, _picture(frame))
+        return cls(species, t, frame.media_time, t, frame.media_time, 1, p, _picture(frame), frame.box, frame.scene)
 
     def support(self, frame: Frame, p: float) -> None:
         self.last_t = max(self.last_t, float(frame.captured_at))
@@ -56,6 +58,7 @@ class _Run:
         if p > self.best_p:
             self.best_p = p
             self.best_image = _picture(frame)
+            self.best_box, self.best_scene = frame.box, frame.scene
 
 
 @dataclass
@@ -102,12 +105,15 @@ class SightingTracker:
         start_from_first_frame: bool = False,
         metrics_label: str | None = None,
         seen: SeenSpecies | None = None,
+        may_start: Callable[[str], bool] | None = None,
     ):
         """`clock` (any steady seconds) only serves tick() without a time; `start_from_first_frame`
         seeds the smoothing with the first frame (still bursts) instead of zero; `metrics_label`
         is the `stream` label of its counters (default the stream id; one fixed label offline, where
         every file is a stream and a label each would grow without bound); `seen` marks a
-        sighting `first_at_station` and holds a species it lacks to new_species_min_frames."""
+        sighting `first_at_station` and holds a species it lacks to new_species_min_frames;
+        `may_start(species)`, when given, can hold back a start (another region of the stream
+        already reports it)."""
         self.station = station
         self.stream_id = stream_id
         self._label = stream_id if metrics_label is None else metrics_label
@@ -143,6 +149,7 @@ class SightingTracker:
         self._cand: _Run | None = None
         self._open: _Open | None = None
         self._warned_bad = False
+        self._may_start = may_start
 
     @property
     def open_sighting(self) -> str | None:
@@ -313,6 +320,10 @@ class SightingTracker:
             metrics.HELD_BACK.labels(stream=self._label, reason="no_motion").inc()
             self._cand = None
             return []
+        if self._may_start is not None and not self._may_start(self.class_names[c]):
+            metrics.HELD_BACK.labels(stream=self._label, reason="duplicate").inc()
+            self._cand = None
+            return []
         events = [self._end("switch")] if self._open is not None else []
         run, self._cand = self._cand, None
         top = self._top(s)
@@ -361,9 +372,11 @@ class SightingTracker:
             model=self.model_id,
             media_start_s=run.first_media,
             media_end_s=run.last_media if ending else None,
+            box=run.best_box,
             best_image=run.best_image,
             prior=op.prior,
             first_at_station=op.first,
+            best_scene=run.best_scene,
         )
 
     def _top(self, s: np.ndarray) -> tuple[tuple[str, float], ...]:

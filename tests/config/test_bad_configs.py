@@ -45,6 +45,10 @@ CASES = {
     "missing-password-file": (GOOD_STREAM + "    password_file: nope.txt\n",
                               ":4: streams[0].password_file: cannot read"),
     "roi-shape": (GOOD_STREAM + "    roi: [1, 2, 3]\n", ":4: streams[0].roi: must be [x, y, w, h]"),
+    "regions-out-of-range": (GOOD_STREAM + "regions:\n  max_regions: 0\n",
+                             ":5: regions.max_regions: must be greater than or equal to 1"),
+    "stream-regions-out-of-range": (GOOD_STREAM + "    regions:\n      context: 0.5\n",
+                                    ":5: streams[0].regions.context: must be greater than or equal to 1"),
     "missing-tls-file": (GOOD_STREAM + "mqtt:\n  tls:\n    ca_file: ca.pem\n", ":6: mqtt.tls.ca_file: no such file"),
     "unsupported-scheme": ("streams:\n  - id: a\n    url: ftp://cam:s3cret@cam.local/x\n",
                            ":3: streams[0].url: unsupported URL scheme 'ftp': use one of rtsp, rtsps, http, "
