@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keyframes-only", action="store_true",
                    help="decode only key frames (much cheaper; for low --sample-fps)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--resume", action="store_true",
+                   help="finish an interrupted run with the same arguments: skip the inputs its manifest "
+                        "(next to --out) records as done, redo the one it was in")
 
     p = sub.add_parser("fetch-model", help="download published weights into the cache and verify sha256")
     _config_option(p)

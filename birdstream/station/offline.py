@@ -18,12 +18,12 @@ from typing import IO, Any
 
 import numpy as np
 
-from birdstream.config import Config
+from birdstream.config import Config, ConfigError
 from birdstream.errors import SourceError
 from birdstream.ingest.files import iter_frames
 from birdstream.messages import Frame, Prediction, SightingEvent, rfc3339
 from birdstream.publish.payload import event_bytes
-from birdstream.station import wiring
+from birdstream.station import archive, wiring
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,11 @@ def _batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
 class _Summary:
     """One CSV row per sighting, written when the sighting ends."""
 
-    def __init__(self, out: IO[str]) -> None:
+    def __init__(self, out: IO[str], *, header: bool = True) -> None:
+        self.file = out
         self._writer = csv.writer(out)
-        self._writer.writerow(SUMMARY_FIELDS)
+        if header:  # not when a resumed run appends to the rows of the finished inputs
+            self._writer.writerow(SUMMARY_FIELDS)
         self._best: dict[str, float] = {}
 
     def add(self, file: str, event: SightingEvent) -> None:
@@ -116,43 +118,73 @@ def _num(value: float | None) -> str:
 
 def classify_main(args: Any, config: Config) -> int:
     """The `classify` command: 0 all inputs read, 1 some input unreadable (each named on stderr)."""
+    resume = bool(getattr(args, "resume", False))
+    if resume and args.out is None:
+        raise ConfigError("--resume: needs --out FILE (the manifest of finished inputs lives next to it)")
+    manifest = None
+    if args.out is not None:  # every run with --out can be resumed, even one started without --resume
+        path, header = archive.manifest_path(args.out), archive.fingerprint(args, config)
+        manifest = archive.Manifest.resume(path, header) if resume else archive.Manifest.start(path, header)
     classifier = wiring.classifier(config)
     classifier.prepare()  # compile / capture before decoding starts (decoder threads may use the GPU)
     run = OfflineRun(classifier, config, sample_fps=args.sample_fps, stop=getattr(args, "stop_event", None),
                      hwaccel=getattr(args, "hwaccel", None), hwaccel_device=getattr(args, "hwaccel_device", None),
                      keyframes_only=getattr(args, "keyframes_only", False))
-    progress = None if args.quiet else sys.stderr
-    failed = 0
+    last = manifest.last if manifest is not None else archive.Done("", 0, 0)
     with ExitStack() as stack:
-        out = stack.enter_context(open(args.out, "w", encoding="utf-8")) if args.out else sys.stdout
+        if manifest is not None:
+            stack.callback(manifest.close)
+        out = stack.enter_context(archive.open_output(args.out, last.out_bytes)) if args.out else sys.stdout
         summary = None
         if args.summary:
-            summary = _Summary(stack.enter_context(open(args.summary, "w", encoding="utf-8", newline="")))
-        for n, path in enumerate(args.inputs, 1):
-            if progress:
-                progress.write(f"[{n}/{len(args.inputs)}] {path}\n")
-            if not path.exists():
-                _report(f"{path}: no such file or folder")
+            file = stack.enter_context(archive.open_output(args.summary, last.summary_bytes, newline=""))
+            summary = _Summary(file, header=last.summary_bytes == 0)
+        return _classify_inputs(args, run, out, summary, manifest)
+
+
+def _classify_inputs(args: Any, run: OfflineRun, out: IO[str], summary: _Summary | None,
+                     manifest: archive.Manifest | None) -> int:
+    progress = None if args.quiet else sys.stderr
+    failed = 0
+    for n, path in enumerate(args.inputs, 1):
+        key = str(Path(path).absolute())
+        if manifest is not None and key in manifest.done:  # finished before the interruption
+            for message in manifest.done[key].errors:
+                _report(message)
                 failed += 1
-                continue
-            count = 0
-            try:
-                for event in run.events(path):
-                    out.write(json_line(event))
-                    out.flush()
-                    count += 1
-                    if summary is not None:
-                        summary.add(str(path), event)
-            except SourceError as err:
-                _report(str(err))
-                failed += 1
-            for err in run.errors:
-                _report(str(err))
-                failed += 1
-            run.errors.clear()
-            if progress:
-                progress.write(f"[{n}/{len(args.inputs)}] {path}: {count} event(s)\n")
+            continue
+        if progress:
+            progress.write(f"[{n}/{len(args.inputs)}] {path}\n")
+        count, errors = _classify_one(path, run, out, summary)
+        for message in errors:
+            _report(message)
+        failed += len(errors)
+        if progress:
+            progress.write(f"[{n}/{len(args.inputs)}] {path}: {count} event(s)\n")
+        if manifest is not None:
+            out_bytes, summary_bytes = archive.durable(out, summary.file if summary else None)
+            manifest.record(archive.Done(key, out_bytes, summary_bytes, errors))
     return 1 if failed else 0
+
+
+def _classify_one(path: Path, run: OfflineRun, out: IO[str], summary: _Summary | None) -> tuple[int, list[str]]:
+    """Write one input's events; returns their count and its error lines (an unreadable input or folder file)."""
+    if not path.exists():
+        return 0, [f"{path}: no such file or folder"]
+    errors: list[str] = []
+    count = 0
+    try:
+        for event in run.events(path):
+            out.write(json_line(event))
+            out.flush()
+            count += 1
+            if summary is not None:
+                summary.add(str(path), event)
+    except SourceError as err:
+        errors.append(str(err))
+    errors += [str(err) for err in run.errors]
+    run.errors.clear()
+    return count, errors
 
 
 def json_line(event: SightingEvent) -> str:
