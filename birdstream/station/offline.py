@@ -23,7 +23,7 @@ from birdstream.errors import SourceError
 from birdstream.ingest.files import iter_frames
 from birdstream.messages import Frame, Prediction, SightingEvent, rfc3339
 from birdstream.publish.payload import event_bytes
-from birdstream.station import archive, wiring
+from birdstream.station import archive, wiring, workers
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,11 @@ class OfflineRun:
         self.sample_fps = sample_fps
         self.options = wiring.track_options(config.sightings, classifier.class_names, sample_fps)
         self.errors: list[SourceError] = []
+        self.prefetch: Any = None  # a workers.Prefetch when other processes decode (--workers)
+
+    def spec(self, path: Path) -> Any:
+        """How one input is read (its SourceSpec)."""
+        return wiring.classify_spec(path, sample_fps=self.sample_fps, **self.decode)
 
     def events(self, path: Path) -> Iterator[SightingEvent]:
         """Every sighting event of one input, in order; unreadable files of a folder go to self.errors."""
@@ -60,8 +65,11 @@ class OfflineRun:
                 return path.name
             return Path(source).relative_to(base).as_posix() if base is not None else Path(source).name
 
-        spec = wiring.classify_spec(path, sample_fps=self.sample_fps, **self.decode)
-        frames = iter_frames(spec, self.classifier.input_size, on_error=self.errors.append, stop=self.stop)
+        if self.prefetch is not None:
+            frames = self.prefetch.frames(path, self.errors.append, self.stop)
+        else:
+            frames = iter_frames(self.spec(path), self.classifier.input_size, on_error=self.errors.append,
+                                 stop=self.stop)
         tracker = wiring.tracker(self.config, self.classifier, self.options, lambda frame: name(frame.source),
                                  metrics_label=METRICS_LABEL)
         try:
@@ -139,6 +147,8 @@ def classify_main(args: Any, config: Config) -> int:
         if args.summary:
             file = stack.enter_context(archive.open_output(args.summary, last.summary_bytes, newline=""))
             summary = _Summary(file, header=last.summary_bytes == 0)
+        todo = [p for p in args.inputs if p.exists() and not (manifest and str(p.absolute()) in manifest.done)]
+        run.prefetch = workers.start(stack, run, todo, getattr(args, "workers", 0))
         return _classify_inputs(args, run, out, summary, manifest)
 
 
