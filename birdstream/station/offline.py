@@ -11,7 +11,7 @@ import csv
 import logging
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +24,7 @@ from birdstream.ingest.files import iter_frames
 from birdstream.messages import Frame, Prediction, SightingEvent, rfc3339
 from birdstream.publish.payload import event_bytes
 from birdstream.station import archive, wiring, workers
+from birdstream.station.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class OfflineRun:
         self.options = wiring.track_options(config.sightings, classifier.class_names, sample_fps)
         self.errors: list[SourceError] = []
         self.prefetch: Any = None  # a workers.Prefetch when other processes decode (--workers)
+        self.on_frames: Callable[[list[Frame]], None] = lambda batch: None  # progress
 
     def spec(self, path: Path) -> Any:
         """How one input is read (its SourceSpec)."""
@@ -75,6 +77,7 @@ class OfflineRun:
         try:
             for batch in _batched(frames, self.config.model.max_batch):
                 probs = self.classifier(np.stack([frame.image for frame in batch]))
+                self.on_frames(batch)
                 for frame, p in zip(batch, probs):
                     yield from tracker.update(Prediction(frame, p))
                 if self.stop.is_set():
@@ -147,30 +150,36 @@ def classify_main(args: Any, config: Config) -> int:
         if args.summary:
             file = stack.enter_context(archive.open_output(args.summary, last.summary_bytes, newline=""))
             summary = _Summary(file, header=last.summary_bytes == 0)
-        todo = [p for p in args.inputs if p.exists() and not (manifest and str(p.absolute()) in manifest.done)]
+        pending = [p for p in args.inputs if not (manifest and str(p.absolute()) in manifest.done)]
+        todo = [p for p in pending if p.exists()]
         run.prefetch = workers.start(stack, run, todo, getattr(args, "workers", 0))
-        return _classify_inputs(args, run, out, summary, manifest)
+        progress = None
+        if not args.quiet:
+            progress = Progress(sys.stderr, len(pending), files=run.prefetch.files if run.prefetch else None)
+            run.on_frames = progress.frames
+            stack.callback(progress.close)
+        return _classify_inputs(args, run, out, summary, manifest, progress)
 
 
 def _classify_inputs(args: Any, run: OfflineRun, out: IO[str], summary: _Summary | None,
-                     manifest: archive.Manifest | None) -> int:
-    progress = None if args.quiet else sys.stderr
+                     manifest: archive.Manifest | None, progress: Progress | None) -> int:
     failed = 0
-    for n, path in enumerate(args.inputs, 1):
+    for path in args.inputs:
         key = str(Path(path).absolute())
         if manifest is not None and key in manifest.done:  # finished before the interruption
             for message in manifest.done[key].errors:
                 _report(message)
                 failed += 1
             continue
-        if progress:
-            progress.write(f"[{n}/{len(args.inputs)}] {path}\n")
         count, errors = _classify_one(path, run, out, summary)
+        if progress is not None and errors:
+            progress.clear()
         for message in errors:
             _report(message)
         failed += len(errors)
-        if progress:
-            progress.write(f"[{n}/{len(args.inputs)}] {path}: {count} event(s)\n")
+        log.debug("%s: %d event(s)", path, count)
+        if progress is not None:
+            progress.input_done()
         if manifest is not None:
             out_bytes, summary_bytes = archive.durable(out, summary.file if summary else None)
             manifest.record(archive.Done(key, out_bytes, summary_bytes, errors))

@@ -145,6 +145,7 @@ class Prefetch:
         for path, spec in specs:
             self._plans[path] = (*self._plan(pool, spec), local_path(spec.url))
         self._pool = pool
+        self.files = sum(len(plan) if kind == "folder" else 1 for kind, plan, _, _ in self._plans.values())
 
     @staticmethod
     def _plan(pool: DecodePool, spec: SourceSpec) -> tuple[str, Any, list[StreamError]]:
