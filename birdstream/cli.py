@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--workers", type=_workers, default=os.cpu_count() or 1, metavar="N",
                    help="processes that decode and sample (default: the cores); 0 decodes in the classifying one")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="decode and classify on a Ray cluster (the ray extra): ADDRESS of a running one "
+                        "(ray://host:10001 or host:6379), none to start a local one")
     p.add_argument("--resume", action="store_true",
                    help="finish an interrupted run with the same arguments: skip the inputs its manifest "
                         "(next to --out) records as done, redo the one it was in")

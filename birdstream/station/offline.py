@@ -52,6 +52,7 @@ class OfflineRun:
         self.options = wiring.track_options(config.sightings, classifier.class_names, sample_fps)
         self.errors: list[SourceError] = []
         self.prefetch: Any = None  # a workers.Prefetch when other processes decode (--workers)
+        self.remote: Any = None  # a ray_job.RayJob when a Ray cluster decodes and classifies (--ray)
         self.on_frames: Callable[[list[Frame]], None] = lambda batch: None  # progress
 
     def spec(self, path: Path) -> Any:
@@ -67,19 +68,13 @@ class OfflineRun:
                 return path.name
             return Path(source).relative_to(base).as_posix() if base is not None else Path(source).name
 
-        if self.prefetch is not None:
-            frames = self.prefetch.frames(path, self.errors.append, self.stop)
-        else:
-            frames = iter_frames(self.spec(path), self.classifier.input_size, on_error=self.errors.append,
-                                 stop=self.stop)
         tracker = wiring.tracker(self.config, self.classifier, self.options, lambda frame: name(frame.source),
                                  metrics_label=METRICS_LABEL)
         try:
-            for batch in _batched(frames, self.config.model.max_batch):
-                probs = self.classifier(np.stack([frame.image for frame in batch]))
-                self.on_frames(batch)
-                for frame, p in zip(batch, probs):
-                    yield from tracker.update(Prediction(frame, p))
+            for batch in self._predictions(path):
+                self.on_frames([p.frame for p in batch])
+                for pred in batch:
+                    yield from tracker.update(pred)
                 if self.stop.is_set():
                     break
             if self.stop.is_set():  # stopped, not at the end of the input: end as on Ctrl-C
@@ -88,6 +83,20 @@ class OfflineRun:
             yield from tracker.close()
             raise
         yield from tracker.close()
+
+    def _predictions(self, path: Path) -> Iterator[list[Prediction]]:
+        """The input's frames with their class probabilities, a batch at a time."""
+        if self.remote is not None:  # decoded and classified on a Ray cluster
+            yield from self.remote.predictions(path, self.errors.append, self.stop)
+            return
+        if self.prefetch is not None:
+            frames = self.prefetch.frames(path, self.errors.append, self.stop)
+        else:
+            frames = iter_frames(self.spec(path), self.classifier.input_size, on_error=self.errors.append,
+                                 stop=self.stop)
+        for batch in _batched(frames, self.config.model.max_batch):
+            probs = self.classifier(np.stack([frame.image for frame in batch]))
+            yield [Prediction(frame, p) for frame, p in zip(batch, probs)]
 
 
 def _batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
@@ -152,10 +161,15 @@ def classify_main(args: Any, config: Config) -> int:
             summary = _Summary(file, header=last.summary_bytes == 0)
         pending = [p for p in args.inputs if not (manifest and str(p.absolute()) in manifest.done)]
         todo = [p for p in pending if p.exists()]
-        run.prefetch = workers.start(stack, run, todo, getattr(args, "workers", 0))
+        if getattr(args, "ray", None) is not None:
+            from birdstream.station import ray_job  # Ray is an extra: imported only when asked for
+
+            run.remote = stack.enter_context(ray_job.RayJob(args.ray, config, run, todo))
+        else:
+            run.prefetch = workers.start(stack, run, todo, getattr(args, "workers", 0))
         progress = None
         if not args.quiet:
-            progress = Progress(sys.stderr, len(pending), files=run.prefetch.files if run.prefetch else None)
+            progress = Progress(sys.stderr, len(pending), files=(run.remote or run.prefetch).files if (run.remote or run.prefetch) else None)
             run.on_frames = progress.frames
             stack.callback(progress.close)
         return _classify_inputs(args, run, out, summary, manifest, progress)
