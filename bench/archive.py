@@ -7,7 +7,7 @@ alternating the modes round by round so all see the same machine load, and print
 classified per wall second, start-up of the worker processes included) with median and spread, and
 each mode's ratio against the reference measured in the same run.
 
-usage: PYTHONPATH=. python bench/archive.py [--stills 120] [--clips 4] [--clip-s 8] [--workers 1,2] [--rounds 3]
+usage: PYTHONPATH=. python bench/archive.py [--stills 120] [--clips 4] [--clip-s 8] [--workers 1,2] [--rounds 3] [--ray]
 """
 
 from __future__ import annotations
@@ -43,11 +43,14 @@ def make_clips(folder: Path, count: int, seconds: float) -> None:
                        check=True)
 
 
-def run_once(config, folder: Path, out: Path, workers: int) -> float:
+def run_once(config, folder: Path, out: Path, workers: int | str) -> float:
+    """One classify run; workers "ray" runs it with --ray on a local Ray (started and stopped in the run)."""
     from birdstream.station.offline import classify_main
 
-    args = SimpleNamespace(inputs=[folder], out=out, summary=None, sample_fps=SAMPLE_FPS, quiet=True,
-                           resume=False, workers=workers, hwaccel=None, hwaccel_device=None, keyframes_only=False)
+    ray = "" if workers == "ray" else None
+    args = SimpleNamespace(inputs=[folder], out=out, summary=None, sample_fps=SAMPLE_FPS, quiet=True, resume=False,
+                           workers=0 if ray is not None else workers, ray=ray, hwaccel=None, hwaccel_device=None,
+                           keyframes_only=False)
     start = time.perf_counter()
     code = classify_main(args, config)
     wall = time.perf_counter() - start
@@ -63,13 +66,14 @@ def main() -> int:
     ap.add_argument("--clip-s", type=float, default=8.0)
     ap.add_argument("--workers", default="1,2", help="worker counts to compare with in-process (default 1,2)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--ray", action="store_true", help="also --ray on a local Ray (2 CPUs; its start-up included)")
     ap.add_argument("--weights", help="a Birder .pt to classify with (default: the planted test model)")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     from birdstream.config import default_config
     from tests.support.planted import make_planted_checkpoint
 
-    modes = [0, *(int(n) for n in args.workers.split(","))]
+    modes: list[int | str] = [0, *(int(n) for n in args.workers.split(","))] + (["ray"] if args.ray else [])
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         weights = Path(args.weights) if args.weights else make_planted_checkpoint(root / "planted.pt")
@@ -83,7 +87,7 @@ def main() -> int:
         print(f"{len(modes)} modes x {args.rounds} rounds, alternating; images = frames classified")
         for name, (folder, images) in sets.items():
             run_once(config, folder, root / "warm.jsonl", modes[-1])  # warm up: page cache, imports
-            walls: dict[int, list[float]] = {m: [] for m in modes}
+            walls: dict[int | str, list[float]] = {m: [] for m in modes}
             for _ in range(args.rounds):
                 for m in modes:
                     walls[m].append(run_once(config, folder, root / "out.jsonl", m))
@@ -91,7 +95,7 @@ def main() -> int:
             for m in modes:
                 rates = [images / w for w in walls[m]]
                 med = statistics.median(rates)
-                label = "in-process (reference)" if m == 0 else f"--workers {m}"
+                label = "in-process (reference)" if m == 0 else "--ray (local)" if m == "ray" else f"--workers {m}"
                 print(f"{name:13s} {label:24s} {med:8.1f} images/s (spread {min(rates):.1f}-{max(rates):.1f})"
                       f"  ratio {med / ref:.2f}")
     return 0

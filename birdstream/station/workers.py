@@ -188,13 +188,14 @@ def _work(shm_name: str, shape: tuple[int, int, int], tasks: Any, results: Any, 
     shm = SharedMemory(name=shm_name)
     slots = np.ndarray((SLOTS, *shape), np.uint8, buffer=shm.buf)
     stop = threading.Event()
+    parent = mp.parent_process()
     try:
         while True:
-            spec, path, want_full = tasks.get()
+            spec, path, want_full = _take(tasks, parent)
             maker = FrameMaker(spec, shape[:2], want_full=want_full, gate=bool(spec.motion_gate))
             try:
                 for frame in read_media(maker, spec, path, stop):
-                    slot = free.get()
+                    slot = _take(free, parent)
                     slots[slot] = frame.image
                     fields = {f.name: getattr(frame, f.name) for f in dataclasses.fields(frame) if f.name != "image"}
                     results.put(("frame", fields, slot))
@@ -206,6 +207,22 @@ def _work(shm_name: str, shape: tuple[int, int, int], tasks: Any, results: Any, 
                 results.put(("error", (str(path), "io", first_line(exc))))
                 continue
             results.put(("done",))
+    except _Orphaned:
+        pass
     finally:
         del slots
         shm.close()
+
+
+class _Orphaned(Exception):
+    """The classifying process is gone (SIGKILL, power off): daemon workers are not killed with it."""
+
+
+def _take(q: Any, parent: Any) -> Any:
+    """The next item of `q`; _Orphaned once the parent process has died, so no worker outlives it."""
+    while True:
+        try:
+            return q.get(timeout=_POLL_S)
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():
+                raise _Orphaned from None

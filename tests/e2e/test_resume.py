@@ -44,7 +44,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 def classify_args(planted: Path, out: Path, summary: Path, inputs: list[Path]) -> list[str]:
-    return ["classify", "-q", "--model", str(planted), "--out", str(out), "--summary", str(summary),
+    return ["classify", "-q", "--workers", "2", "--model", str(planted), "--out", str(out), "--summary", str(summary),
             *map(str, inputs)]
 
 
@@ -65,10 +65,27 @@ def kill_when(args: list[str], condition) -> None:
         wait_until(lambda: condition() or proc.poll() is not None, timeout=240, what="the kill point",
                    interval=0.02)
         assert proc.poll() is None, "the run ended before the kill point"
+        workers = children(proc.pid)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         proc.kill()
+    assert workers  # the decoding processes (--workers defaults to the cores, 2 at least here: see args)
+    wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), timeout=30,
+               what="the orphaned workers to exit")
+
+
+def children(pid: int) -> list[int]:
+    """Processes whose parent is pid (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def test_resume_after_sigkill_at_several_points_equals_an_uninterrupted_run(
