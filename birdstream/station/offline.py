@@ -169,7 +169,8 @@ def classify_main(args: Any, config: Config) -> int:
             run.prefetch = workers.start(stack, run, todo, getattr(args, "workers", 0))
         progress = None
         if not args.quiet:
-            progress = Progress(sys.stderr, len(pending), files=(run.remote or run.prefetch).files if (run.remote or run.prefetch) else None)
+            source = run.remote or run.prefetch  # what lists the files up front, if anything does
+            progress = Progress(sys.stderr, len(pending), files=source.files if source is not None else None)
             run.on_frames = progress.frames
             stack.callback(progress.close)
         return _classify_inputs(args, run, out, summary, manifest, progress)

@@ -57,7 +57,8 @@ class _Decode:
         base = {"input": row["input"], "file_index": row["file_index"]}
         try:
             for k, frame in enumerate(read_media(maker, spec, path, threading.Event())):
-                meta = {f.name: getattr(frame, f.name) for f in dataclasses.fields(frame) if f.name not in ("image", "full")}
+                meta = {f.name: getattr(frame, f.name) for f in dataclasses.fields(frame)
+                        if f.name not in ("image", "full")}
                 yield {**base, "frame": k, "image": frame.image, "meta": json.dumps(meta), "error": ""}
         except StreamError as err:
             yield {**base, "frame": 0, "image": np.zeros(self.shape, np.uint8), "meta": "",
