@@ -65,6 +65,16 @@ def _hwaccel(text: str) -> str | None:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
 
 
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="birdstream", description="Bird sightings from camera streams.")
     parser.add_argument("--version", action="version", version=f"birdstream {__version__}")
@@ -95,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keyframes-only", action="store_true",
                    help="decode only key frames (much cheaper; for low --sample-fps)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--workers", type=_workers, default=os.cpu_count() or 1, metavar="N",
+                   help="processes that decode and sample (default: the cores); 0 decodes in the classifying one")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="decode and classify on a Ray cluster (the ray extra): ADDRESS of a running one "
+                        "(ray://host:10001 or host:6379), none to start a local one")
+    p.add_argument("--resume", action="store_true",
+                   help="finish an interrupted run with the same arguments: skip the inputs its manifest "
+                        "(next to --out) records as done, redo the one it was in")
 
     p = sub.add_parser("fetch-model", help="download published weights into the cache and verify sha256")
     _config_option(p)

@@ -11,21 +11,22 @@ import csv
 import logging
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from birdstream.config import Config
+from birdstream.config import Config, ConfigError
 from birdstream.engine.engine import frame_images
 from birdstream.errors import SourceError
 from birdstream.ingest.files import iter_frames
 from birdstream.messages import Frame, Prediction, SightingEvent, rfc3339
 from birdstream.publish.payload import event_bytes
 from birdstream.redact import printable
-from birdstream.station import wiring
+from birdstream.station import archive, wiring, workers
+from birdstream.station.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,14 @@ class OfflineRun:
         self.options = wiring.track_options(config.sightings, classifier.class_names, sample_fps,
                                             timezone=config.timezone)
         self.errors: list[SourceError] = []
+        self.prefetch: Any = None  # a workers.Prefetch when other processes decode (--workers)
+        self.remote: Any = None  # a ray_job.RayJob when a Ray cluster decodes and classifies (--ray)
+        self.on_frames: Callable[[list[Frame]], None] = lambda batch: None  # progress
+
+    def spec(self, path: Path) -> Any:
+        """How one input is read (its SourceSpec)."""
+        return wiring.classify_spec(path, sample_fps=self.sample_fps, regions=wiring.region_options(self.config),
+                                    **self.decode)
 
     def events(self, path: Path) -> Iterator[SightingEvent]:
         """Every sighting event of one input, in order; unreadable files of a folder go to self.errors."""
@@ -64,19 +73,13 @@ class OfflineRun:
                 return path.name
             return Path(source).relative_to(base).as_posix() if base is not None else Path(source).name
 
-        spec = wiring.classify_spec(path, sample_fps=self.sample_fps, regions=wiring.region_options(self.config),
-                                    **self.decode)
-        frames = iter_frames(spec, self.classifier.input_size, on_error=self.errors.append, stop=self.stop)
         tracker = wiring.tracker(self.config, self.classifier, self.options, lambda frame: name(frame.source),
                                  metrics_label=METRICS_LABEL)
         try:
-            for batch in _batched(frames, self.config.model.max_batch):
-                # Each frame's whole picture, then its region crops: one forward for all of them.
-                probs = iter(self.classifier(np.stack([img for frame in batch for img in frame_images(frame)])))
-                for frame in batch:
-                    first = next(probs)
-                    rest = tuple(next(probs) for _ in frame.regions)
-                    yield from tracker.update(Prediction(frame, first, rest))
+            for batch in self._predictions(path):
+                self.on_frames([p.frame for p in batch])
+                for pred in batch:
+                    yield from tracker.update(pred)
                 if self.stop.is_set():
                     break
             if self.stop.is_set():  # stopped, not at the end of the input: end as on Ctrl-C
@@ -85,6 +88,21 @@ class OfflineRun:
             yield from tracker.close()
             raise
         yield from tracker.close()
+
+    def _predictions(self, path: Path) -> Iterator[list[Prediction]]:
+        """The input's frames with their class probabilities, a batch at a time."""
+        if self.remote is not None:  # decoded and classified on a Ray cluster
+            yield from self.remote.predictions(path, self.errors.append, self.stop)
+            return
+        if self.prefetch is not None:
+            frames = self.prefetch.frames(path, self.errors.append, self.stop)
+        else:
+            frames = iter_frames(self.spec(path), self.classifier.input_size, on_error=self.errors.append,
+                                 stop=self.stop)
+        for batch in _batched(frames, self.config.model.max_batch):
+            # Each frame's whole picture, then its region crops: one forward for all of them.
+            probs = iter(self.classifier(np.stack([img for frame in batch for img in frame_images(frame)])))
+            yield [Prediction(frame, next(probs), tuple(next(probs) for _ in frame.regions)) for frame in batch]
 
 
 def _batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
@@ -104,9 +122,11 @@ def _batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
 class _Summary:
     """One CSV row per sighting, written when the sighting ends."""
 
-    def __init__(self, out: IO[str]) -> None:
+    def __init__(self, out: IO[str], *, header: bool = True) -> None:
+        self.file = out
         self._writer = csv.writer(out)
-        self._writer.writerow(SUMMARY_FIELDS)
+        if header:  # not when a resumed run appends to the rows of the finished inputs
+            self._writer.writerow(SUMMARY_FIELDS)
         self._best: dict[str, float] = {}
 
     def add(self, file: str, event: SightingEvent) -> None:
@@ -132,43 +152,87 @@ def _num(value: float | None) -> str:
 
 def classify_main(args: Any, config: Config) -> int:
     """The `classify` command: 0 all inputs read, 1 some input unreadable (each named on stderr)."""
+    resume = bool(getattr(args, "resume", False))
+    if resume and args.out is None:
+        raise ConfigError("--resume: needs --out FILE (the manifest of finished inputs lives next to it)")
+    manifest = None
+    if args.out is not None:  # every run with --out can be resumed, even one started without --resume
+        path, header = archive.manifest_path(args.out), archive.fingerprint(args, config)
+        manifest = archive.Manifest.resume(path, header) if resume else archive.Manifest.start(path, header)
     classifier = wiring.classifier(config)
     classifier.prepare()  # compile / capture before decoding starts (decoder threads may use the GPU)
     run = OfflineRun(classifier, config, sample_fps=args.sample_fps, stop=getattr(args, "stop_event", None),
                      hwaccel=getattr(args, "hwaccel", None), hwaccel_device=getattr(args, "hwaccel_device", None),
                      keyframes_only=getattr(args, "keyframes_only", False))
-    progress = None if args.quiet else sys.stderr
-    failed = 0
+    last = manifest.last if manifest is not None else archive.Done("", 0, 0)
     with ExitStack() as stack:
-        out = stack.enter_context(open(args.out, "w", encoding="utf-8")) if args.out else sys.stdout
+        if manifest is not None:
+            stack.callback(manifest.close)
+        out = stack.enter_context(archive.open_output(args.out, last.out_bytes)) if args.out else sys.stdout
         summary = None
         if args.summary:
-            summary = _Summary(stack.enter_context(open(args.summary, "w", encoding="utf-8", newline="")))
-        for n, path in enumerate(args.inputs, 1):
-            if progress:
-                progress.write(f"[{n}/{len(args.inputs)}] {printable(str(path))}\n")
-            if not path.exists():
-                _report(f"{path}: no such file or folder")
+            file = stack.enter_context(archive.open_output(args.summary, last.summary_bytes, newline=""))
+            summary = _Summary(file, header=last.summary_bytes == 0)
+        pending = [p for p in args.inputs if not (manifest and str(p.absolute()) in manifest.done)]
+        todo = [p for p in pending if p.exists()]
+        if getattr(args, "ray", None) is not None:
+            from birdstream.station import ray_job  # Ray is an extra: imported only when asked for
+
+            run.remote = stack.enter_context(ray_job.RayJob(args.ray, config, run, todo))
+        else:
+            run.prefetch = workers.start(stack, run, todo, getattr(args, "workers", 0))
+        progress = None
+        if not args.quiet:
+            source = run.remote or run.prefetch  # what lists the files up front, if anything does
+            progress = Progress(sys.stderr, len(pending), files=source.files if source is not None else None)
+            run.on_frames = progress.frames
+            stack.callback(progress.close)
+        return _classify_inputs(args, run, out, summary, manifest, progress)
+
+
+def _classify_inputs(args: Any, run: OfflineRun, out: IO[str], summary: _Summary | None,
+                     manifest: archive.Manifest | None, progress: Progress | None) -> int:
+    failed = 0
+    for path in args.inputs:
+        key = str(Path(path).absolute())
+        if manifest is not None and key in manifest.done:  # finished before the interruption
+            for message in manifest.done[key].errors:
+                _report(message)
                 failed += 1
-                continue
-            count = 0
-            try:
-                for event in run.events(path):
-                    out.write(json_line(event))
-                    out.flush()
-                    count += 1
-                    if summary is not None:
-                        summary.add(str(path), event)
-            except SourceError as err:
-                _report(str(err))
-                failed += 1
-            for err in run.errors:
-                _report(str(err))
-                failed += 1
-            run.errors.clear()
-            if progress:
-                progress.write(f"[{n}/{len(args.inputs)}] {printable(str(path))}: {count} event(s)\n")
+            continue
+        count, errors = _classify_one(path, run, out, summary)
+        if progress is not None and errors:
+            progress.clear()
+        for message in errors:
+            _report(message)
+        failed += len(errors)
+        log.debug("%s: %d event(s)", path, count)
+        if progress is not None:
+            progress.input_done()
+        if manifest is not None:
+            out_bytes, summary_bytes = archive.durable(out, summary.file if summary else None)
+            manifest.record(archive.Done(key, out_bytes, summary_bytes, errors))
     return 1 if failed else 0
+
+
+def _classify_one(path: Path, run: OfflineRun, out: IO[str], summary: _Summary | None) -> tuple[int, list[str]]:
+    """Write one input's events; returns their count and its error lines (an unreadable input or folder file)."""
+    if not path.exists():
+        return 0, [f"{path}: no such file or folder"]
+    errors: list[str] = []
+    count = 0
+    try:
+        for event in run.events(path):
+            out.write(json_line(event))
+            out.flush()
+            count += 1
+            if summary is not None:
+                summary.add(str(path), event)
+    except SourceError as err:
+        errors.append(str(err))
+    errors += [str(err) for err in run.errors]
+    run.errors.clear()
+    return count, errors
 
 
 def json_line(event: SightingEvent) -> str:
