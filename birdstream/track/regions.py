@@ -90,10 +90,10 @@ class RegionTracker:
         events = [e for track in self._tracks for e in self._note(track.tracker.tick(now))]
         return events + self._note(self._whole.tick(now))
 
-    def close(self, now: float | None = None) -> list[SightingEvent]:
-        events = [e for track in self._tracks for e in self._note(track.tracker.close(now))]
+    def close(self) -> list[SightingEvent]:
+        events = [e for track in self._tracks for e in self._note(track.tracker.close())]
         self._tracks = []
-        return events + self._note(self._whole.close(now))
+        return events + self._note(self._whole.close())
 
     def _associate(self, regions: Sequence[Region], t: float) -> list[int]:
         """The track index of each region (new tracks appended); one region per track."""
