@@ -349,7 +349,9 @@ class ViTParallel(nn.Module):
 
     def _tokens(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        x = self.conv_proj(x).flatten(2).transpose(1, 2)
+        # Token-major from here on: left as a transposed view, every later op would inherit the
+        # layout (each LayerNorm copies its input, each residual add reads mismatched strides).
+        x = self.conv_proj(x).flatten(2).transpose(1, 2).contiguous()
         special = []
         if self.reg_tokens is not None:
             special.append(self.reg_tokens.expand(x.shape[0], -1, -1))

@@ -1,0 +1,42 @@
+"""The residual stream is token-major and contiguous through every block, in both layouts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import birdstream
+
+CKPT = Path(__file__).resolve().parent / "fixtures" / "tiny_vit_parallel.pt"
+
+
+def _block_inputs(net: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    seen: list[torch.Tensor] = []
+    hooks = [blk.register_forward_pre_hook(lambda _m, args: seen.append(args[0])) for blk in net.encoder.block]
+    try:
+        with torch.inference_mode():
+            net(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+@pytest.mark.parametrize("fuse", [False, True], ids=["birder-layout", "fused"])
+def test_residual_stream_is_contiguous_through_every_block(fuse):
+    net, _ = birdstream.load_pretrained_model(CKPT, device="cpu", fuse=fuse)
+    seen = _block_inputs(net, torch.randn(2, 3, 64, 96))
+    assert len(seen) == len(net.encoder.block) == 2
+    assert all(t.is_contiguous() for t in seen), [t.stride() for t in seen]
+
+
+def test_contiguous_stream_keeps_birders_logits():
+    net, _ = birdstream.load_pretrained_model(CKPT, device="cpu")
+    x = torch.from_numpy(np.random.default_rng(99).standard_normal((3, 3, 64, 96), dtype=np.float32))
+    with torch.inference_mode():
+        got = net(x).numpy()
+    np.testing.assert_allclose(got, np.load(CKPT.parent / "logits.npy"), atol=5e-6, rtol=0)
+
