@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "ModelInfo",
     "classification_transform",
+    "fuse_pays",
     "get_size_from_signature",
     "infer_batch",
     "infer_image",
@@ -112,6 +113,18 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
         raise ConfigError(f"model.precision: {dtype!r}: expected auto, fp32, fp16 or bf16") from None
 
 
+def fuse_pays(device: torch.device) -> bool:
+    """Whether the fused layout is the faster one on ``device``: on a GPU, not on a CPU.
+
+    On a CPU the forward is bound by the matmuls' arithmetic (about 85 GFLOP/s per core on the
+    2-core test machine), the passes the fusion saves (LayerNorm affine, LayerScale, branch sums)
+    are a few per cent, and the wide fused matmuls lose that much or more to the per-branch ones
+    (``bench/model.py``: fused 0.81-0.92x Birder on a quiet machine, the Birder layout 1.0x). On a
+    GPU the many small kernels of the Birder layout are the cost, which the fusion removes.
+    """
+    return device.type != "cpu"
+
+
 def load_pretrained_model(
     name_or_path: str | os.PathLike[str],
     inference: bool = True,
@@ -131,7 +144,8 @@ def load_pretrained_model(
 
     ``dtype`` (fp32 | fp16 | bf16 | auto) runs the forward under autocast; weights stay float32 on
     ``device`` (auto | cpu | cuda | cuda:N), moved there once. ``inference`` puts the model in eval
-    mode without gradients and, unless ``fuse`` is False, switches to the fused fast path.
+    mode without gradients and picks the faster layout for the device (``fuse_pays``); ``fuse``
+    True or False forces the fused or the Birder layout.
     ``cache_dir`` defaults to ``$BIRDSTREAM_CACHE`` or ``~/.cache/birdstream``; ``base_url`` to
     ``$BIRDSTREAM_MODEL_URL`` or Hugging Face; ``known_weights`` replaces the built-in name registry.
     """
@@ -166,7 +180,7 @@ def load_pretrained_model(
     if inference:
         net.eval()
         net.requires_grad_(False)
-        if fuse is None or fuse:
+        if fuse if fuse is not None else fuse_pays(dev):
             net.fuse()
     elif fuse:
         raise ValueError("fuse=True needs inference=True")

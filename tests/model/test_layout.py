@@ -1,4 +1,4 @@
-"""The residual stream is token-major and contiguous through every block, in both layouts."""
+"""The residual stream is token-major and contiguous; the layout (fused or Birder's) is chosen per device."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import birdstream
+from birdstream.model.api import fuse_pays
 
 CKPT = Path(__file__).resolve().parent / "fixtures" / "tiny_vit_parallel.pt"
 
@@ -40,3 +41,14 @@ def test_contiguous_stream_keeps_birders_logits():
         got = net(x).numpy()
     np.testing.assert_allclose(got, np.load(CKPT.parent / "logits.npy"), atol=5e-6, rtol=0)
 
+
+def test_layout_is_chosen_per_device_at_load_time():
+    assert not fuse_pays(torch.device("cpu"))
+    assert fuse_pays(torch.device("cuda"))
+    net, _ = birdstream.load_pretrained_model(CKPT, device="cpu")
+    assert not net.fused  # the CPU default is the Birder layout
+    forced, _ = birdstream.load_pretrained_model(CKPT, device="cpu", fuse=True)
+    assert forced.fused
+    if torch.cuda.is_available():
+        on_gpu, _ = birdstream.load_pretrained_model(CKPT, device="cuda")
+        assert on_gpu.fused
