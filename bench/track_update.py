@@ -6,6 +6,7 @@ Run from the repository root: python -m bench.track_update [frames]
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 
@@ -31,21 +32,32 @@ def main(n: int = 20000) -> None:
     tracker = SightingTracker(
         station="b", stream_id="bench", class_names=classes, model_id="m@0", options=TrackOptions()
     )
-    t0 = time.perf_counter()
-    events = 0
-    for p in preds:
-        events += len(tracker.update(p))
-    t_track = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for i in range(n):
-        x = logits[i % 64]
-        e = np.exp(x - x.max())
-        e /= e.sum()
-    t_ref = time.perf_counter() - t0
-    print(f"tracker update: {t_track / n * 1e6:.1f} us/prediction, {events} events")
-    print(f"reference softmax(735): {t_ref / n * 1e6:.1f} us")
-    print(f"ratio tracker/softmax: {t_track / t_ref:.2f}")
-
+    # Alternating rounds: a chunk of tracker updates, then the same number of softmaxes (order
+    # swapped every round), so load from other work on a shared machine hits both alike.
+    events, chunk = 0, 500
+    per_track, per_ref, ratios = [], [], []
+    for r, start in enumerate(range(0, n, chunk)):
+        part = preds[start : start + chunk]
+        timings = {}
+        for what in (("track", "ref") if r % 2 == 0 else ("ref", "track")):
+            t0 = time.perf_counter()
+            if what == "track":
+                for p in part:
+                    events += len(tracker.update(p))
+            else:
+                for i in range(start, start + len(part)):
+                    x = logits[i % 64]
+                    e = np.exp(x - x.max())
+                    e /= e.sum()
+            timings[what] = (time.perf_counter() - t0) / len(part)
+        per_track.append(timings["track"])
+        per_ref.append(timings["ref"])
+        ratios.append(timings["track"] / timings["ref"])
+    q = statistics.quantiles(ratios, n=4, method="inclusive")
+    print(f"tracker update: {statistics.median(per_track) * 1e6:.1f} us/prediction (median of {len(ratios)} rounds), "
+          f"{events} events")
+    print(f"reference softmax(735): {statistics.median(per_ref) * 1e6:.1f} us")
+    print(f"ratio tracker/softmax: {statistics.median(ratios):.2f} [quartiles {q[0]:.2f}-{q[2]:.2f}]")
 
 if __name__ == "__main__":
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 20000)
