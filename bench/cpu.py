@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from birdstream.model.api import choose_layout
 from birdstream.model.speed import SpeedOptions, configure_threads, prepare_network
 from birdstream.model.synthetic import RGB_MEAN, RGB_STD, agreement, natural_images, random_network, to_input
 from birdstream.model.vit_parallel import ViTParallel
@@ -54,8 +55,8 @@ def build_options(sizes: list[int], bf16: bool) -> dict[str, dict[str, Any]]:
 def make_net(base: ViTParallel, spec: dict[str, Any]) -> tuple[Callable[[torch.Tensor], torch.Tensor], tuple[int, int]]:
     net = copy.deepcopy(base)
     net.autocast_dtype = spec["dtype"]
-    if spec["fuse"]:
-        net.fuse()
+    # As the loader runs it on a CPU (oneDNN matmuls in fp32), with the layout forced.
+    choose_layout(net, torch.device("cpu"), spec["dtype"] or torch.float32, fuse=spec["fuse"])
     prepared = prepare_network(net, SpeedOptions(quantize=spec["quantize"], input_size=spec["size"]))
     return prepared, prepared.input_size
 

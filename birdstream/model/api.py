@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from birdstream.errors import CheckpointError, ConfigError, SourceError
 from birdstream.model.checkpoint import build_network, read_checkpoint, sha256_file, size_from_signature
+from birdstream.model import onednn
 from birdstream.model.download import ProgressCallback, fetch_model_verified
 from birdstream.model.metrics import CHECKPOINT_LOAD_FAILURES, LOAD_SECONDS
 from birdstream.model.registry import KNOWN_WEIGHTS, PublishedWeights
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "ModelInfo",
+    "choose_layout",
     "classification_transform",
     "fuse_pays",
     "get_size_from_signature",
@@ -116,13 +118,23 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
 def fuse_pays(device: torch.device) -> bool:
     """Whether the fused layout is the faster one on ``device``: on a GPU, not on a CPU.
 
-    On a CPU the forward is bound by the matmuls' arithmetic (about 85 GFLOP/s per core on the
-    2-core test machine), the passes the fusion saves (LayerNorm affine, LayerScale, branch sums)
-    are a few per cent, and the wide fused matmuls lose that much or more to the per-branch ones
-    (``bench/model.py``: fused 0.81-0.92x Birder on a quiet machine, the Birder layout 1.0x). On a
-    GPU the many small kernels of the Birder layout are the cost, which the fusion removes.
+    On a CPU the matmuls and attention are most of the work; the passes the fusion saves
+    (LayerNorm affine, LayerScale, branch sums) are a few per cent, and the wide fused matmuls lose
+    that much or more to the per-branch ones (per block, one thread, CPU time against Birder's
+    block: Birder layout 1.02-1.07x, fused 0.97-1.02x with MKL; 1.70-1.76x and 1.52-1.71x with
+    oneDNN). On a GPU the many small kernels of the Birder layout are the cost the fusion removes.
     """
     return device.type != "cpu"
+
+
+def choose_layout(net: ViTParallel, device: torch.device, dtype: torch.dtype, fuse: bool | None = None) -> ViTParallel:
+    """The fastest exact forward for the device: fused or Birder layout (``fuse`` None: ``fuse_pays``),
+    and on a CPU in fp32 the matmuls through oneDNN (``birdstream.model.onednn``)."""
+    if fuse if fuse is not None else fuse_pays(device):
+        net.fuse()
+    if device.type == "cpu" and dtype == torch.float32 and onednn.available():
+        net.use_onednn()
+    return net
 
 
 def load_pretrained_model(
@@ -180,8 +192,7 @@ def load_pretrained_model(
     if inference:
         net.eval()
         net.requires_grad_(False)
-        if fuse if fuse is not None else fuse_pays(dev):
-            net.fuse()
+        choose_layout(net, dev, amp, fuse)
     elif fuse:
         raise ValueError("fuse=True needs inference=True")
     info = ModelInfo(

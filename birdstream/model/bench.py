@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from birdstream.model.api import fuse_pays, resolve_device, resolve_dtype
+from birdstream.model.api import choose_layout, fuse_pays, resolve_device, resolve_dtype
 from birdstream.model.vit_parallel import VIT_PARALLEL_S16_18X2_LS_AVG, ViTParallel, ViTParallelConfig
 
 logger = logging.getLogger(__name__)
@@ -133,8 +133,11 @@ def _networks(
     fused = ViTParallel(num_classes, size, ViTParallelConfig.from_birder(merged))
     fused.load_state_dict(ref.state_dict())
     fused.autocast_dtype = ref.autocast_dtype
-    fused.eval().requires_grad_(False).to(dev).fuse()
-    paths: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {FUSED: fused, LAYOUT: ref.to(dev)}
+    fused.eval().requires_grad_(False).to(dev)
+    # Each as the loader would run it on this device, with the layout forced.
+    paths: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+        FUSED: choose_layout(fused, dev, amp, fuse=True), LAYOUT: choose_layout(ref.to(dev), dev, amp, fuse=False)
+    }
     if birder is not None:
         birder.load_state_dict(ref.state_dict())
         birder.eval().requires_grad_(False).to(dev)

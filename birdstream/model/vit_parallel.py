@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from birdstream.model import onednn
+
 logger = logging.getLogger(__name__)
 
 
@@ -81,6 +83,17 @@ class LayerScale(nn.Module):
         return x * self.gamma
 
 
+class Linear(nn.Linear):
+    """``nn.Linear`` that can run through oneDNN (``birdstream.model.onednn``), set at load time."""
+
+    onednn = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.onednn:
+            return onednn.linear(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias)
+
+
 class Attention(nn.Module):
     """Multi-head self attention through SDPA."""
 
@@ -89,8 +102,8 @@ class Attention(nn.Module):
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim**-0.5
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
@@ -102,7 +115,7 @@ class Attention(nn.Module):
 
 def _ffn(dim: int, hidden: int) -> nn.Sequential:
     # Indices 0 and 3 carry the weights, as in Birder's FFN (fc1, act, dropout, fc2, dropout).
-    return nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Identity(), nn.Linear(hidden, dim))
+    return nn.Sequential(Linear(dim, hidden), nn.GELU(), nn.Identity(), Linear(hidden, dim))
 
 
 class ParallelBlock(nn.Module):
@@ -127,6 +140,7 @@ class ParallelBlock(nn.Module):
             nn.Sequential(nn.LayerNorm(d, eps=eps), _ffn(d, cfg.mlp_dim), scale()) for _ in range(cfg.num_parallel)
         )
         self.fused = False
+        self.onednn = False  # the fused matmuls through oneDNN (set with the Linears', by ViTParallel)
         # Set by birdstream.model.quantize: int8 packed Linears that replace the fused fp32 buffers.
         self.int8: Any = None
 
@@ -200,7 +214,8 @@ class ParallelBlock(nn.Module):
     def _linear(self, x: torch.Tensor, name: str) -> torch.Tensor:
         if self.int8 is not None:
             return self.int8(x, name)
-        return F.linear(x, getattr(self, f"f_{name}_w"), getattr(self, f"f_{name}_b"))
+        linear = onednn.linear if self.onednn else F.linear
+        return linear(x, getattr(self, f"f_{name}_w"), getattr(self, f"f_{name}_b"))
 
 
 def module_device(module: nn.Module) -> torch.device:
@@ -316,6 +331,15 @@ class ViTParallel(nn.Module):
         """Switch every block to the fused fast path (inference only), in the autocast dtype if one is set."""
         for blk in self.encoder.block:
             blk.fuse(self.autocast_dtype)
+        return self
+
+    def use_onednn(self, enabled: bool = True) -> ViTParallel:
+        """Run the blocks' fp32 matmuls through oneDNN (CPU inference; see ``birdstream.model.onednn``)."""
+        for blk in self.encoder.block:
+            blk.onednn = enabled
+            for m in blk.modules():
+                if isinstance(m, Linear):
+                    m.onednn = enabled
         return self
 
     def unfuse(self) -> ViTParallel:
