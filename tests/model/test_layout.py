@@ -85,3 +85,19 @@ def test_onednn_linear_equals_f_linear_on_model_shapes():
             want = (x.double() @ w.double().T + b.double()).float()
             torch.testing.assert_close(onednn.linear(x, w, b), want, atol=2e-5, rtol=1e-5)
             torch.testing.assert_close(onednn.linear(x, w, None), want - b, atol=2e-5, rtol=1e-5)
+
+
+def test_onednn_forward_traces_without_graph_breaks():
+    """model.compile on a CPU compiles the oneDNN linears too (one graph, same logits)."""
+    from birdstream.model import onednn
+
+    if not onednn.available():
+        pytest.skip("this torch build has no oneDNN linear")
+    torch._dynamo.reset()
+    net, _ = birdstream.load_pretrained_model(CKPT, device="cpu")
+    x = torch.randn(2, 3, 64, 96)
+    with torch.inference_mode():
+        want = net(x)
+        got = torch.compile(net, fullgraph=True, dynamic=False, backend="eager")(x)
+    torch.testing.assert_close(got, want, atol=0, rtol=0)
+    torch._dynamo.reset()
