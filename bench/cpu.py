@@ -5,9 +5,10 @@
     PYTHONPATH=. python bench/cpu.py --weights model.pt --image-dir photos/   # a real checkpoint and photos
 
 Every option (fp32 Birder-layout, fp32 fused, int8 dynamic, bf16 autocast where the CPU has it,
-lower input sizes, combinations) runs the same images. Speed is the best of ``--iterations`` timed
-calls (the least disturbed one on a shared machine), interleaved across options; the ratio columns
-are against fp32 fused (what ``model.quantize: none`` runs) and fp32 Birder-layout measured here.
+lower input sizes, combinations) runs the same images. Speed is the median of ``--iterations``
+rounds after ``--warmup``; each round times every option once, in an order rotated each round. The
+ratio columns are against fp32 fused and against fp32 Birder-layout (what ``model.quantize: none``
+runs on a CPU), the latter paired per round with its quartiles.
 Agreement is against fp32 fused at full size on ``--images`` images: top-1 agreement, mean top-5
 overlap, max |probability difference| and the relative logit error. Without ``--weights`` the
 network has seeded random weights and the images are synthetic: agreement then shows how much an
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -29,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from birdstream.model.api import choose_layout
 from birdstream.model.speed import SpeedOptions, configure_threads, prepare_network
 from birdstream.model.synthetic import RGB_MEAN, RGB_STD, agreement, natural_images, random_network, to_input
 from birdstream.model.vit_parallel import ViTParallel
@@ -52,8 +55,8 @@ def build_options(sizes: list[int], bf16: bool) -> dict[str, dict[str, Any]]:
 def make_net(base: ViTParallel, spec: dict[str, Any]) -> tuple[Callable[[torch.Tensor], torch.Tensor], tuple[int, int]]:
     net = copy.deepcopy(base)
     net.autocast_dtype = spec["dtype"]
-    if spec["fuse"]:
-        net.fuse()
+    # As the loader runs it on a CPU (oneDNN matmuls in fp32), with the layout forced.
+    choose_layout(net, torch.device("cpu"), spec["dtype"] or torch.float32, fuse=spec["fuse"])
     prepared = prepare_network(net, SpeedOptions(quantize=spec["quantize"], input_size=spec["size"]))
     return prepared, prepared.input_size
 
@@ -109,32 +112,40 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                               "weights": args.weights or "random", "options": {}}
     for name in nets:
         result["options"][name] = {"agreement": agreement(ref, logits[name]) if name in logits else None, "ips": {}}
+    names = list(nets)
     for batch in args.batch:
         times: dict[str, list[float]] = {name: [] for name in nets}
         for it in range(args.warmup + args.iterations):
-            for name, (net, hw) in nets.items():
+            shift = it % len(names)  # rotate the order: each option takes each position in turn
+            for name in names[shift:] + names[:shift]:
+                net, hw = nets[name]
                 x = batch_of(hw, batch)
                 t0 = time.perf_counter()
                 net(x)
                 if it >= args.warmup:
                     times[name].append(time.perf_counter() - t0)
+        layout = times["fp32 birder-layout"]
         for name in nets:
-            result["options"][name]["ips"][batch] = batch / min(times[name])
+            result["options"][name]["ips"][batch] = batch / statistics.median(times[name])
+            # Paired per round against the fp32 default: a burst of load hits both timings alike.
+            paired = [t_ref / t for t_ref, t in zip(layout, times[name])]
+            q = statistics.quantiles(paired, n=4, method="inclusive") if len(paired) > 1 else [paired[0]] * 3
+            result["options"][name].setdefault("vs_layout", {})[batch] = [statistics.median(paired), q[0], q[2]]
     return result
 
 
 def format_result(result: dict[str, Any], batches: list[int]) -> str:
     opts = result["options"]
-    fused, layout = opts["fp32 fused"]["ips"], opts["fp32 birder-layout"]["ips"]
+    fused = opts["fp32 fused"]["ips"]
     head = ["option"] + [f"img/s b{b}" for b in batches] + [f"x fused b{b}" for b in batches]
-    head += [f"x layout b{b}" for b in batches] + ["top1 agree", "top5 overlap", "max |dp|", "logit rel",
+    head += [f"x layout b{b} [quartiles]" for b in batches] + ["top1 agree", "top5 overlap", "max |dp|", "logit rel",
                                                  "flip gap"]
     rows = [head]
     for name, r in opts.items():
         a = r["agreement"]
         rows.append(
             [name] + [f"{r['ips'][b]:.3f}" for b in batches] + [f"{r['ips'][b] / fused[b]:.2f}" for b in batches]
-            + [f"{r['ips'][b] / layout[b]:.2f}" for b in batches]
+            + ["{:.2f}[{:.2f}-{:.2f}]".format(*r["vs_layout"][b]) for b in batches]
             + ([f"{a['top1']:.3f}", f"{a['top5']:.3f}", f"{a['max_prob_diff']:.1e}", f"{a['logit_rel_err']:.1e}",
                 f"{a['flip_max_gap']:.1e}"] if a else ["-"] * 5)
         )

@@ -34,41 +34,41 @@ def _predictions(n: int) -> tuple[list[Prediction], np.ndarray]:
     return preds, logits
 
 
-def _track(preds: list[Prediction]) -> tuple[float, int]:
+def main(n: int = 5000, rounds: int = 7) -> None:
+    """Alternating rounds: a chunk of tracker updates, then as many softmaxes (the order swapped
+    every round), so load from other work on a shared machine hits both alike."""
+    preds, logits = _predictions(n)
     classes = [f"species {i:03d}" for i in range(735)]
     tracker = SightingTracker(station="b", stream_id="bench", class_names=classes, model_id="m@0",
                               options=track_options())
-    events = 0
-    t0 = time.perf_counter()
-    for p in preds:
-        events += len(tracker.update(p))
-    return (time.perf_counter() - t0) / len(preds), events
-
-
-def _softmax(logits: np.ndarray, n: int) -> float:
-    t0 = time.perf_counter()
-    for i in range(n):
-        x = logits[i % 64]
-        e = np.exp(x - x.max())
-        e /= e.sum()
-    return (time.perf_counter() - t0) / n
-
-
-def main(n: int = 5000, rounds: int = 7) -> None:
-    preds, logits = _predictions(n)
-    _track(preds[:500])  # warm up
-    track, ref, ratios = [], [], []
-    events = 0
-    for _ in range(rounds):
-        t, events = _track(preds)
-        r = _softmax(logits, n)
-        track.append(t * 1e6)
-        ref.append(r * 1e6)
-        ratios.append(t / r)
-    print(f"tracker update: {statistics.median(track):.1f} us/prediction (rounds {min(track):.1f}..{max(track):.1f}), "
-          f"{events} events per round of {n}")
-    print(f"reference softmax(735): {statistics.median(ref):.1f} us (rounds {min(ref):.1f}..{max(ref):.1f})")
-    print(f"ratio tracker/softmax: {statistics.median(ratios):.2f} (rounds {min(ratios):.2f}..{max(ratios):.2f})")
+    for p in preds[:500]:  # warm up, then a fresh tracker: the frames start again at the same time
+        tracker.update(p)
+    tracker = SightingTracker(station="b", stream_id="bench", class_names=classes, model_id="m@0",
+                              options=track_options())
+    events, chunk = 0, max(1, n // max(1, rounds))
+    per_track, per_ref, ratios = [], [], []
+    for r, start in enumerate(range(0, n, chunk)):
+        part = preds[start : start + chunk]
+        timings = {}
+        for what in (("track", "ref") if r % 2 == 0 else ("ref", "track")):
+            t0 = time.perf_counter()
+            if what == "track":
+                for p in part:
+                    events += len(tracker.update(p))
+            else:
+                for i in range(start, start + len(part)):
+                    x = logits[i % 64]
+                    e = np.exp(x - x.max())
+                    e /= e.sum()
+            timings[what] = (time.perf_counter() - t0) / len(part)
+        per_track.append(timings["track"])
+        per_ref.append(timings["ref"])
+        ratios.append(timings["track"] / timings["ref"])
+    q = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else [ratios[0]] * 3
+    print(f"tracker update: {statistics.median(per_track) * 1e6:.1f} us/prediction (median of {len(ratios)} rounds), "
+          f"{events} events")
+    print(f"reference softmax(735): {statistics.median(per_ref) * 1e6:.1f} us")
+    print(f"ratio tracker/softmax: {statistics.median(ratios):.2f} [quartiles {q[0]:.2f}-{q[2]:.2f}, rounds {min(ratios):.2f}-{max(ratios):.2f}]")
 
 
 if __name__ == "__main__":

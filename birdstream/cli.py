@@ -301,7 +301,7 @@ def _progress_printer(label: str) -> Callable[[int, int | None], None]:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     config = _load(args, require_streams=False, optional=True)
-    from birdstream.model.bench import format_table, run_bench
+    from birdstream.model.bench import format_table, machine_line, run_bench, table_note
 
     device = args.device or config.model.device
     precision = args.precision or config.model.precision
@@ -310,6 +310,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rows = run_bench(args.batch_sizes, iterations=max(1, args.iterations), device=device,
                      precision=precision, size=(args.size, args.size))
     sys.stdout.write(format_table(rows) + "\n")
+    sys.stderr.write(table_note(rows) + "\n" + machine_line(device) + "\n")
     return EXIT_OK
 
 

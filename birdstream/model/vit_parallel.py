@@ -15,59 +15,18 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from birdstream.model import onednn
+from birdstream.model.vit_config import VIT_PARALLEL_S16_18X2_LS_AVG, ViTParallelConfig
+
+__all__ = ["VIT_PARALLEL_S16_18X2_LS_AVG", "ParallelBlock", "ViTParallel", "ViTParallelConfig", "module_device"]
+
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ViTParallelConfig:
-    """Architecture hyper-parameters; names follow Birder's config keys."""
-
-    patch_size: int = 16
-    num_layers: int = 18
-    num_heads: int = 6
-    hidden_dim: int = 384
-    mlp_dim: int = 1536
-    num_parallel: int = 2
-    layer_scale_init_value: float | None = 1e-5
-    class_token: bool = False
-    num_reg_tokens: int = 0
-    qkv_bias: bool = True
-    norm_layer_eps: float = 1e-6
-    pos_embed_antialias: bool = False
-    head_bias: bool = True
-
-    @classmethod
-    def from_birder(cls, config: dict[str, Any]) -> ViTParallelConfig:
-        """Build from a (merged) Birder config dict; raises ValueError on options this network lacks."""
-        known = {f.name for f in fields(cls)}
-        norm = config.get("norm_layer_type", "LayerNorm")
-        if norm != "LayerNorm":
-            raise ValueError(f"norm_layer_type {norm!r} is not supported (only LayerNorm)")
-        if config.get("mlp_head", False):
-            raise ValueError("mlp_head is not supported")
-        kwargs = {k: v for k, v in config.items() if k in known}
-        return cls(**kwargs)
-
-
-# The registered Birder config of the one network birdstream ships.
-VIT_PARALLEL_S16_18X2_LS_AVG: dict[str, Any] = {
-    "patch_size": 16,
-    "num_layers": 18,
-    "num_heads": 6,
-    "hidden_dim": 384,
-    "mlp_dim": 1536,
-    "num_parallel": 2,
-    "layer_scale_init_value": 1e-5,
-    "class_token": False,
-    "drop_path_rate": 0.05,
-}
 
 
 class LayerScale(nn.Module):
@@ -81,6 +40,17 @@ class LayerScale(nn.Module):
         return x * self.gamma
 
 
+class Linear(nn.Linear):
+    """``nn.Linear`` that can run through oneDNN (``birdstream.model.onednn``), set at load time."""
+
+    onednn = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.onednn:
+            return onednn.linear(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias)
+
+
 class Attention(nn.Module):
     """Multi-head self attention through SDPA."""
 
@@ -89,8 +59,8 @@ class Attention(nn.Module):
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim**-0.5
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
@@ -102,7 +72,7 @@ class Attention(nn.Module):
 
 def _ffn(dim: int, hidden: int) -> nn.Sequential:
     # Indices 0 and 3 carry the weights, as in Birder's FFN (fc1, act, dropout, fc2, dropout).
-    return nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Identity(), nn.Linear(hidden, dim))
+    return nn.Sequential(Linear(dim, hidden), nn.GELU(), nn.Identity(), Linear(hidden, dim))
 
 
 class ParallelBlock(nn.Module):
@@ -127,6 +97,7 @@ class ParallelBlock(nn.Module):
             nn.Sequential(nn.LayerNorm(d, eps=eps), _ffn(d, cfg.mlp_dim), scale()) for _ in range(cfg.num_parallel)
         )
         self.fused = False
+        self.onednn = False  # the fused matmuls through oneDNN (set with the Linears', by ViTParallel)
         # Set by birdstream.model.quantize: int8 packed Linears that replace the fused fp32 buffers.
         self.int8: Any = None
 
@@ -200,7 +171,8 @@ class ParallelBlock(nn.Module):
     def _linear(self, x: torch.Tensor, name: str) -> torch.Tensor:
         if self.int8 is not None:
             return self.int8(x, name)
-        return F.linear(x, getattr(self, f"f_{name}_w"), getattr(self, f"f_{name}_b"))
+        linear = onednn.linear if self.onednn else F.linear
+        return linear(x, getattr(self, f"f_{name}_w"), getattr(self, f"f_{name}_b"))
 
 
 def module_device(module: nn.Module) -> torch.device:
@@ -318,6 +290,15 @@ class ViTParallel(nn.Module):
             blk.fuse(self.autocast_dtype)
         return self
 
+    def use_onednn(self, enabled: bool = True) -> ViTParallel:
+        """Run the blocks' fp32 matmuls through oneDNN (CPU inference; see ``birdstream.model.onednn``)."""
+        for blk in self.encoder.block:
+            blk.onednn = enabled
+            for m in blk.modules():
+                if isinstance(m, Linear):
+                    m.onednn = enabled
+        return self
+
     def unfuse(self) -> ViTParallel:
         for blk in self.encoder.block:
             blk.unfuse()
@@ -349,7 +330,9 @@ class ViTParallel(nn.Module):
 
     def _tokens(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        x = self.conv_proj(x).flatten(2).transpose(1, 2)
+        # Token-major from here on: left as a transposed view, every later op would inherit the
+        # layout (each LayerNorm copies its input, each residual add reads mismatched strides).
+        x = self.conv_proj(x).flatten(2).transpose(1, 2).contiguous()
         special = []
         if self.reg_tokens is not None:
             special.append(self.reg_tokens.expand(x.shape[0], -1, -1))
