@@ -258,9 +258,12 @@ class Engine:
             batch: Taken = []
             oldest: float | None = None
             while True:
+                before = len(batch)
                 oldest = self._take_round_locked(batch, oldest)
                 if images_in(batch) >= self.batch_cap:
                     break
+                if len(batch) == before and batch and self._any_items_locked():
+                    break  # the frames waiting bring more crops than this batch has room for
                 if self._any_items_locked():
                     continue  # more frames already waiting: taking them costs no latency
                 if oldest is None or self._stopping or not wait:

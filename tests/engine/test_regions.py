@@ -58,3 +58,19 @@ def test_a_frame_with_a_bad_crop_is_dropped_and_counted(make_engine, colour_clas
     assert engine.drain(5)
     assert [p.frame.seq for p in collector.predictions] == [1]
     assert box.dropped == 1
+
+
+def test_no_batch_exceeds_the_cap_even_for_a_frame_with_more_crops(make_engine, colour_classifier,
+                                                                   collector) -> None:
+    """CUDA graphs exist for batches up to max_batch only: a frame is trimmed to fit, and frames whose
+    crops do not fit beside others wait for the next batch instead of spinning the gather loop."""
+    engine = make_engine(colour_classifier, collector, max_batch=3, max_wait_ms=20)
+    big, small = engine.mailbox("r-big", capacity=4), engine.mailbox("r-small", capacity=4)
+    big.put(with_crops(make_frame("r-big", 0, "red"), "green", "blue", "green", "blue"))  # 5 images
+    small.put(make_frame("r-small", 0, "blue"))
+    big.put(with_crops(make_frame("r-big", 1, "red"), "green"))  # 2 images
+    engine.start()
+    assert collector.wait_for(3)
+    assert max(colour_classifier.batch_sizes) <= 3
+    trimmed = next(p for p in collector.predictions if p.frame.stream_id == "r-big" and p.frame.seq == 0)
+    assert len(trimmed.region_probs) == 2  # 1 + 2 crops fill the cap of 3
