@@ -8,6 +8,7 @@ classifier takes them, nothing is dropped, and event times are on the file's own
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 import sys
 import threading
@@ -24,7 +25,7 @@ from birdstream.ingest.files import iter_frames
 from birdstream.messages import Frame, Prediction, SightingEvent, rfc3339
 from birdstream.publish.payload import event_bytes
 from birdstream.redact import printable
-from birdstream.station import wiring
+from birdstream.station import exports, wiring
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class OfflineRun:
         self.options = wiring.track_options(config.sightings, classifier.class_names, sample_fps,
                                             timezone=config.timezone)
         self.errors: list[SourceError] = []
+        self.on_frame: Any = None  # called with each classified frame (the Camtrap DP export's media list)
 
     def events(self, path: Path) -> Iterator[SightingEvent]:
         """Every sighting event of one input, in order; unreadable files of a folder go to self.errors."""
@@ -71,6 +73,8 @@ class OfflineRun:
             for batch in _batched(frames, self.config.model.max_batch):
                 probs = self.classifier(np.stack([frame.image for frame in batch]))
                 for frame, p in zip(batch, probs):
+                    if self.on_frame is not None:
+                        self.on_frame(frame)
                     yield from tracker.update(Prediction(frame, p))
                 if self.stop.is_set():
                     break
@@ -130,6 +134,7 @@ def classify_main(args: Any, config: Config) -> int:
                      hwaccel=getattr(args, "hwaccel", None), hwaccel_device=getattr(args, "hwaccel_device", None),
                      keyframes_only=getattr(args, "keyframes_only", False))
     progress = None if args.quiet else sys.stderr
+    camtrap = exports.collector(args, config) if getattr(args, "camtrap_dp", None) else None
     failed = 0
     with ExitStack() as stack:
         out = stack.enter_context(open(args.out, "w", encoding="utf-8")) if args.out else sys.stdout
@@ -144,6 +149,8 @@ def classify_main(args: Any, config: Config) -> int:
                 failed += 1
                 continue
             count = 0
+            if camtrap is not None:
+                run.on_frame = functools.partial(camtrap.add_frame, path)
             try:
                 for event in run.events(path):
                     out.write(json_line(event))
@@ -151,6 +158,8 @@ def classify_main(args: Any, config: Config) -> int:
                     count += 1
                     if summary is not None:
                         summary.add(str(path), event)
+                    if camtrap is not None:
+                        camtrap.add_event(path, event)
             except SourceError as err:
                 _report(str(err))
                 failed += 1
@@ -160,6 +169,11 @@ def classify_main(args: Any, config: Config) -> int:
             run.errors.clear()
             if progress:
                 progress.write(f"[{n}/{len(args.inputs)}] {printable(str(path))}: {count} event(s)\n")
+        if camtrap is not None:
+            counts = camtrap.write(args.camtrap_dp)
+            if progress:
+                progress.write(f"Camtrap DP package in {printable(str(args.camtrap_dp))}: "
+                               + ", ".join(f"{n} {table}" for table, n in counts.items()) + "\n")
     return 1 if failed else 0
 
 

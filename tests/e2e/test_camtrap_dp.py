@@ -1,0 +1,113 @@
+"""Camtrap DP 1.0.2 packages from `classify --camtrap-dp`, validated with frictionless against the official schemas."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import BLUE, RED
+from tests.support.camtrap import validation_errors
+from tests.support.cli import run_cli
+from tests.support.video import Box, make_still, make_video
+
+BIRD = (110, 70, 100, 90)
+T0 = datetime(2024, 5, 1, 6, 0, 0)
+
+
+def make_card(card: Path) -> None:
+    """cam1: a burst of three stills with a bird, then two blank stills; cam2: a clip with a bird, one blank still."""
+    (card / "cam1").mkdir(parents=True)
+    (card / "cam2").mkdir(parents=True)
+    for i in range(3):
+        make_still(card / "cam1" / f"IMG_{i}.jpg", objects=[Box(RED, BIRD)], taken_at=T0 + timedelta(seconds=2 * i),
+                   seed=i)
+    for i in range(3, 5):
+        make_still(card / "cam1" / f"IMG_{i}.jpg", taken_at=T0 + timedelta(hours=1, seconds=2 * i), seed=i)
+    make_video(card / "cam2" / "CLIP_0.mp4", duration_s=4, fps=10, objects=[Box(BLUE, BIRD, 0.8, 3.2)])
+    make_still(card / "cam2" / "IMG_9.jpg", taken_at=T0 + timedelta(hours=2), seed=9)
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory, planted: Path) -> Path:
+    root = tmp_path_factory.mktemp("camtrap")
+    make_card(root / "card")
+    out = root / "package"
+    result = run_cli("classify", "-q", "--model", str(planted), "--camtrap-dp", str(out), "--lat", "23.6",
+                     "--lon", "58.5", "--location-name", "Wadi garden", str(root / "card"), timeout=300)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_classify_writes_a_package_valid_against_the_official_1_0_2_schemas(package: Path) -> None:
+    assert sorted(p.name for p in package.iterdir()) == [
+        "datapackage.json", "deployments.csv", "media.csv", "observations.csv"]
+    assert validation_errors(package) == []
+    descriptor = json.loads((package / "datapackage.json").read_text())
+    assert descriptor["profile"] == "https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/camtrap-dp-profile.json"
+    assert {r["schema"] for r in descriptor["resources"]} == {
+        f"https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/{t}-table-schema.json"
+        for t in ("deployments", "media", "observations")}
+
+
+def test_one_deployment_per_camera_folder_every_file_a_medium_blanks_marked(package: Path) -> None:
+    deployments = {d["deploymentID"]: d for d in rows(package / "deployments.csv")}
+    assert sorted(deployments) == ["cam1", "cam2"]
+    assert {(d["latitude"], d["longitude"], d["locationName"]) for d in deployments.values()} == {
+        ("23.6", "58.5", "Wadi garden")}
+    media = rows(package / "media.csv")
+    assert sorted((m["deploymentID"], m["fileName"]) for m in media) == [
+        ("cam1", f"IMG_{i}.jpg") for i in range(5)] + [("cam2", "CLIP_0.mp4"), ("cam2", "IMG_9.jpg")]
+    assert all(m["filePath"].startswith("file:///") for m in media)  # outside the package: a URL, never '..'
+    assert {m["fileMediatype"] for m in media} == {"image/jpeg", "video/mp4"}
+    observations = rows(package / "observations.csv")
+    blank = {o["mediaID"] for o in observations if o["observationType"] == "blank"}
+    names = {m["mediaID"]: m["fileName"] for m in media}
+    assert sorted(names[b] for b in blank) == ["IMG_3.jpg", "IMG_4.jpg", "IMG_9.jpg"]
+
+
+def test_one_machine_observation_per_sighting_at_event_level(package: Path) -> None:
+    animals = [o for o in rows(package / "observations.csv") if o["observationType"] == "animal"]
+    assert sorted((o["deploymentID"], o["observationTags"]) for o in animals) == [
+        ("cam1", "vernacularName:Scarlet Tanager"), ("cam2", "vernacularName:Indian Roller")]
+    for o in animals:
+        assert o["observationLevel"] == "event" and o["classificationMethod"] == "machine"
+        assert o["classifiedBy"].startswith("planted") or "@" in o["classifiedBy"]
+        assert 0.6 <= float(o["classificationProbability"]) <= 1
+        assert o["eventStart"] <= o["eventEnd"] and o["eventID"] == o["observationID"]
+    burst = next(o for o in animals if o["deploymentID"] == "cam1")
+    assert (burst["eventStart"], burst["eventEnd"]) == ("2024-05-01T06:00:00Z", "2024-05-01T06:00:04Z")
+
+
+def test_a_package_that_breaks_the_schema_is_caught_by_the_same_validation(package: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in package.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    text = (broken / "observations.csv").read_text()
+    (broken / "observations.csv").write_text(text.replace(",machine,", ",robot,", 1))
+    errors = validation_errors(broken)
+    assert any("classificationMethod" in e or "robot" in e for e in errors), errors
+    descriptor = json.loads((package / "datapackage.json").read_text())
+    del descriptor["temporal"]
+    (broken / "observations.csv").write_text(text)
+    (broken / "datapackage.json").write_text(json.dumps(descriptor))
+    assert any("temporal" in e for e in validation_errors(broken))
+
+
+def test_without_coordinates_classify_refuses_before_any_work(tmp_path: Path, planted: Path) -> None:
+    video = make_video(tmp_path / "v.mp4", duration_s=1)
+    result = run_cli("classify", "-q", "--model", str(planted), "--camtrap-dp", str(tmp_path / "p"), str(video),
+                     timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "birdstream: error: --camtrap-dp: deployment.latitude is needed (set it in the config or give --lat)"]
+    assert not (tmp_path / "p").exists()
