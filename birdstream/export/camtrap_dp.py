@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from birdstream.errors import BirdstreamError
+from birdstream.errors import ConfigError
 from birdstream.export.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ OBSERVATION_FIELDS = ("observationID", "deploymentID", "mediaID", "eventID", "ev
                       "classificationProbability", "observationTags", "observationComments")
 
 
-class CamtrapError(BirdstreamError):
+class CamtrapError(ConfigError):
     """A package that cannot be written: a missing deployment fact or an unwritable folder."""
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from birdstream.errors import BirdstreamError
+from birdstream.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +16,7 @@ COLUMNS = ("common_name", "scientific_name", "rank", "source", "source_version",
 RANKS = frozenset({"kingdom", "phylum", "class", "order", "family", "genus", "species", "subspecies"})
 
 
-class TaxonomyError(BirdstreamError):
+class TaxonomyError(ConfigError):
     """A taxonomy file that cannot be read or has a bad row."""
 
 

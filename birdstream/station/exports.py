@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+import sqlite3
 import time
 from collections.abc import Iterable
 from datetime import datetime
@@ -12,6 +13,7 @@ from urllib.parse import unquote
 
 from birdstream.config import Config
 from birdstream.config.export import PlaceConfig
+from birdstream.errors import ConfigError, first_line
 from birdstream.export.camtrap_dp import MediaFile, Place, Sighting, write_package
 from birdstream.export.taxonomy import load_taxonomy
 from birdstream.messages import Frame, SightingEvent
@@ -101,13 +103,19 @@ def store_package(config: Config, out: Path, since: datetime | None, until: date
 
     state_dir = Path(config.state_dir)
     reader = StoreReader(state_dir)
+    if not reader.path.is_file():
+        raise ConfigError(f"{reader.path}: no sightings store here (state_dir {state_dir}; "
+                          "`birdstream store rebuild` makes one from sightings.jsonl)")
     rows: list[dict[str, Any]] = []
     try:
         f = Filter(since=since.timestamp() if since else None, until=until.timestamp() if until else None,
                    include_false=False)
         before: tuple[float, str] | None = None
         while True:
-            page, cursor = reader.sightings(f, limit=500, before=before)
+            try:
+                page, cursor = reader.sightings(f, limit=500, before=before)
+            except sqlite3.Error as exc:
+                raise ConfigError(f"{reader.path}: cannot read the sightings store ({first_line(exc)})") from None
             rows += page
             before = parse_cursor(cursor) if cursor else None
             if before is None:
