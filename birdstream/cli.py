@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lat", type=_latitude, metavar="LAT", help="camera latitude, WGS84 (over deployment.latitude)")
     p.add_argument("--lon", type=_longitude, metavar="LON", help="camera longitude, WGS84 (over deployment.longitude)")
     p.add_argument("--location-name", metavar="NAME", help="the place's name (over deployment.location_name)")
+    p.add_argument("--megadetector-json", type=Path, metavar="FILE",
+                   help="also write the MegaDetector batch-output JSON (what Timelapse loads)")
 
     p = sub.add_parser("export", help="standard outputs from the sightings store: camtrap-dp")
     _config_option(p)
@@ -210,7 +212,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    for option, path in (("--out", args.out), ("--summary", args.summary)):
+    outputs = (("--out", args.out), ("--summary", args.summary), ("--megadetector-json", args.megadetector_json))
+    for option, path in outputs:
         if path is not None:
             _check_writable(option, path)
     config = _load(args, require_streams=False, optional=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import mimetypes
 import sqlite3
 import time
-from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ from birdstream.config.export import PlaceConfig
 from birdstream.errors import ConfigError, first_line
 from birdstream.export.camtrap_dp import MediaFile, Place, Sighting, write_package
 from birdstream.export.taxonomy import load_taxonomy
-from birdstream.messages import Frame, SightingEvent
 
 _PLACE_KEYS = ("latitude", "longitude", "location_name", "camera_model", "camera_height_m")
 
@@ -38,63 +36,6 @@ def mediatype(path: str) -> str:
     if guessed and guessed.split("/")[0] in ("image", "video", "audio"):
         return guessed
     return "video/octet-stream"  # the standard wants image/, video/ or audio/; ingest read it as frames
-
-
-def camera_of(input_path: Path, stream: str) -> str:
-    """A camera is a folder: the file's folder inside the card, else the card (or the file's folder) itself."""
-    parent = Path(stream).parent.as_posix()
-    if parent not in ("", "."):
-        return parent
-    return (input_path if input_path.is_dir() else input_path.absolute().parent).name or "camera"
-
-
-def collector(args: Any, config: Config) -> CamtrapCollector:
-    """The collector for `classify --camtrap-dp`, with --lat/--lon/--location-name over the config."""
-    override = {"latitude": args.lat, "longitude": args.lon, "location_name": args.location_name}
-    return CamtrapCollector(config, override)
-
-
-class CamtrapCollector:
-    """Gathers what `classify --camtrap-dp` needs while events stream past: media files and sightings."""
-
-    def __init__(self, config: Config, override: dict[str, Any]) -> None:
-        self.config = config
-        self.override = override
-        self.media: dict[str, tuple[str, float, str]] = {}  # file path -> (camera, file time, stream name)
-        self.sightings: dict[str, Sighting] = {}
-        self.streams: set[str] = set()  # where sightings started: a clip's sighting starts inside it
-
-    def add_frame(self, input_path: Path, frame: Frame) -> None:
-        source = frame.source
-        if source is None or source in self.media:
-            return
-        captured_at, media_time = frame.captured_at, frame.media_time
-        base = input_path if input_path.is_dir() else input_path.parent
-        stream = Path(source).relative_to(base).as_posix() if input_path.is_dir() else Path(source).name
-        self.media[source] = (camera_of(input_path, stream), captured_at - (media_time or 0.0), stream)
-
-    def add_event(self, input_path: Path, event: SightingEvent) -> None:
-        end = event.ended_at if event.ended_at is not None else event.updated_at
-        self.streams.add(event.stream)
-        self.sightings[event.id] = Sighting(
-            id=event.id, deployment=camera_of(input_path, event.stream), species=event.species,
-            score=float(event.score), start=event.started_at, end=end, model=event.model,
-            box=getattr(event, "box", None))
-
-    def write(self, out: Path) -> dict[str, int]:
-        spans = [(s.deployment, s.start, s.end) for s in self.sightings.values()]
-        media = [MediaFile(camera, path, t, mediatype(path),
-                           sightings=_count(camera, t, spans) + (stream in self.streams))
-                 for path, (camera, t, stream) in self.media.items()]
-        cameras = {m.deployment for m in media} | {s.deployment for s in self.sightings.values()}
-        places = {c: place(self.config, c, self.override) for c in cameras}
-        return write_package(out, station=self.config.station, places=places, media=media,
-                             sightings=self.sightings.values(), taxonomy=load_taxonomy(self.config.taxonomy),
-                             created=time.time())
-
-
-def _count(camera: str, t: float, spans: Iterable[tuple[str, float, float]]) -> int:
-    return sum(1 for c, start, end in spans if c == camera and start - 0.5 <= t <= end + 0.5)
 
 
 def store_package(config: Config, out: Path, since: datetime | None, until: datetime | None) -> dict[str, int]:

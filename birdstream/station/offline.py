@@ -25,7 +25,7 @@ from birdstream.ingest.files import iter_frames
 from birdstream.messages import Frame, Prediction, SightingEvent, rfc3339
 from birdstream.publish.payload import event_bytes
 from birdstream.redact import printable
-from birdstream.station import exports, wiring
+from birdstream.station import collect, wiring
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def classify_main(args: Any, config: Config) -> int:
                      hwaccel=getattr(args, "hwaccel", None), hwaccel_device=getattr(args, "hwaccel_device", None),
                      keyframes_only=getattr(args, "keyframes_only", False))
     progress = None if args.quiet else sys.stderr
-    camtrap = exports.collector(args, config) if getattr(args, "camtrap_dp", None) else None
+    camtrap = collect.collector(args, config)
     failed = 0
     with ExitStack() as stack:
         out = stack.enter_context(open(args.out, "w", encoding="utf-8")) if args.out else sys.stdout
@@ -170,11 +170,20 @@ def classify_main(args: Any, config: Config) -> int:
             if progress:
                 progress.write(f"[{n}/{len(args.inputs)}] {printable(str(path))}: {count} event(s)\n")
         if camtrap is not None:
-            counts = camtrap.write(args.camtrap_dp)
-            if progress:
-                progress.write(f"Camtrap DP package in {printable(str(args.camtrap_dp))}: "
-                               + ", ".join(f"{n} {table}" for table, n in counts.items()) + "\n")
+            _write_exports(args, camtrap, classifier, progress)
     return 1 if failed else 0
+
+
+def _write_exports(args: Any, collector: collect.Collector, classifier: Any, progress: IO[str] | None) -> None:
+    if args.megadetector_json:
+        n = collector.write_megadetector(args.megadetector_json, list(classifier.class_names), classifier.model_id)
+        if progress:
+            progress.write(f"MegaDetector JSON in {printable(str(args.megadetector_json))}: {n} file(s)\n")
+    if args.camtrap_dp:
+        counts = collector.write_camtrap(args.camtrap_dp)
+        if progress:
+            progress.write(f"Camtrap DP package in {printable(str(args.camtrap_dp))}: "
+                           + ", ".join(f"{n} {table}" for table, n in counts.items()) + "\n")
 
 
 def json_line(event: SightingEvent) -> str:

@@ -12,6 +12,7 @@ import pytest
 from tests.e2e.conftest import BLUE, RED
 from tests.support.camtrap import validation_errors
 from tests.support.cli import run_cli
+from tests.support.megadetector import format_errors
 from tests.support.video import Box, make_still, make_video
 
 BIRD = (110, 70, 100, 90)
@@ -42,6 +43,7 @@ def package(tmp_path_factory: pytest.TempPathFactory, planted: Path) -> Path:
     make_card(root / "card")
     out = root / "package"
     result = run_cli("classify", "-q", "--model", str(planted), "--camtrap-dp", str(out), "--lat", "23.6",
+                     "--megadetector-json", str(root / "md.json"),
                      "--lon", "58.5", "--location-name", "Wadi garden", str(root / "card"), timeout=300)
     assert result.returncode == 0, result.stderr
     return out
@@ -101,6 +103,35 @@ def test_a_package_that_breaks_the_schema_is_caught_by_the_same_validation(packa
     (broken / "observations.csv").write_text(text)
     (broken / "datapackage.json").write_text(json.dumps(descriptor))
     assert any("temporal" in e for e in validation_errors(broken))
+
+
+def test_the_megadetector_json_follows_the_format_with_video_frames(package: Path) -> None:
+    doc = json.loads((package.parent / "md.json").read_text())
+    assert format_errors(doc) == []
+    assert doc["info"]["format_version"] == "1.6" and doc["detection_categories"] == {"1": "animal"}
+    classes = doc["classification_categories"]
+    assert "Scarlet Tanager" in classes.values() and "Indian Roller" in classes.values()
+    images = {im["file"]: im for im in doc["images"]}
+    assert sorted(images) == [f"cam1/IMG_{i}.jpg" for i in range(5)] + ["cam2/CLIP_0.mp4", "cam2/IMG_9.jpg"]
+    for i in range(3):  # the burst: each still shows the bird
+        [det] = images[f"cam1/IMG_{i}.jpg"]["detections"]
+        assert classes[det["classifications"][0][0]] == "Scarlet Tanager" and det["conf"] >= 0.6
+        assert det["bbox"] == [0.0, 0.0, 1.0, 1.0] or len(det["bbox"]) == 4
+    assert [images[f]["detections"] for f in ("cam1/IMG_3.jpg", "cam1/IMG_4.jpg", "cam2/IMG_9.jpg")] == [[], [], []]
+    clip = images["cam2/CLIP_0.mp4"]
+    assert clip["frame_rate"] == 10 and clip["frames_processed"][:3] == [0, 5, 10]  # 2 frames/s of a 10 fps clip
+    [det] = clip["detections"]
+    assert classes[det["classifications"][0][0]] == "Indian Roller"
+    assert det["frame_number"] in clip["frames_processed"] and 5 <= det["frame_number"] <= 15  # arrives at 0.8 s
+    assert "frame_rate" not in images["cam1/IMG_0.jpg"]
+
+
+def test_the_megadetector_check_can_fail() -> None:
+    bad = {"info": {"format_version": 1.6}, "detection_categories": {"1": "animal"}, "images": [
+        {"file": "a.mp4", "detections": [{"category": "2", "conf": 1.5, "bbox": [0, 0, 2, 1]}]},
+        {"file": "b.jpg", "failure": "unreadable", "detections": []}]}
+    assert len(format_errors(bad)) == 8  # version, frame_rate, frames_processed, category, conf, bbox,
+    # frame_number, and a failure with a detections list
 
 
 def test_without_coordinates_classify_refuses_before_any_work(tmp_path: Path, planted: Path) -> None:
