@@ -126,10 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--megadetector-json", type=Path, metavar="FILE",
                    help="also write the MegaDetector batch-output JSON (what Timelapse loads)")
 
-    p = sub.add_parser("export", help="standard outputs from the sightings store: camtrap-dp")
+    p = sub.add_parser("export", help="standard outputs from the sightings store: camtrap-dp, ebird")
     _config_option(p)
-    p.add_argument("format", choices=("camtrap-dp",), help="camtrap-dp: a Camtrap DP 1.0.2 data package")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write the package into")
+    p.add_argument("format", choices=("camtrap-dp", "ebird"),
+                   help="camtrap-dp: a Camtrap DP 1.0.2 data package; ebird: eBird Record Format (Extended) CSV")
+    p.add_argument("--out", type=Path, required=True, metavar="PATH",
+                   help="camtrap-dp: the folder to write the package into; ebird: the CSV file")
+    p.add_argument("--header", action="store_true", help="ebird: a header row (eBird's import wants none)")
     p.add_argument("--since", type=_when, metavar="T", help="sightings that started at or after T (RFC 3339)")
     p.add_argument("--until", type=_when, metavar="T", help="sightings that started before T (RFC 3339)")
 
@@ -247,7 +250,14 @@ def _check_deployment(config: Any, args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.format == "ebird":
+        _check_writable("--out", args.out)
     config = _load(args, require_streams=False)
+    if args.format == "ebird":
+        ebird_csv = _lazy("birdstream.station.exports", "ebird_csv", "export")
+        n = ebird_csv(config, args.out, args.since, args.until, args.header)
+        sys.stdout.write(f"eBird CSV in {args.out}: {n} record(s)\n")
+        return EXIT_OK
     store_package = _lazy("birdstream.station.exports", "store_package", "export")
     counts = store_package(config, args.out, args.since, args.until)
     sys.stdout.write(f"Camtrap DP package in {args.out}: " + ", ".join(f"{n} {t}" for t, n in counts.items()) + "\n")

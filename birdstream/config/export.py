@@ -20,6 +20,10 @@ class PlaceConfig(Section):
     """Make and model of the camera, e.g. Reconyx-HF2X."""
     camera_height_m: Annotated[float, Field(ge=0)] | None = None
     """Height of the camera above the ground, in metres."""
+    country_code: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    """ISO 3166-1 alpha-2 country code, e.g. OM (eBird export)."""
+    state_province: Annotated[str, Field(min_length=1)] | None = None
+    """State or province as eBird names it, e.g. OM-MA (eBird export)."""
 
 
 class DeploymentConfig(PlaceConfig):

@@ -13,6 +13,7 @@ from urllib.parse import unquote
 from birdstream.config import Config
 from birdstream.config.export import PlaceConfig
 from birdstream.errors import ConfigError, first_line
+from birdstream.export import ebird
 from birdstream.export.camtrap_dp import MediaFile, Place, Sighting, write_package
 from birdstream.export.taxonomy import load_taxonomy
 
@@ -38,14 +39,13 @@ def mediatype(path: str) -> str:
     return "video/octet-stream"  # the standard wants image/, video/ or audio/; ingest read it as frames
 
 
-def store_package(config: Config, out: Path, since: datetime | None, until: datetime | None) -> dict[str, int]:
-    """`birdstream export camtrap-dp`: the store's sightings (reviews honoured) and their snapshots."""
+def _store_rows(config: Config, since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
+    """The store's sightings that ended, reviewed false left out, relabels applied (oldest first)."""
     from birdstream.publish.store_query import Filter, StoreReader, parse_cursor
 
-    state_dir = Path(config.state_dir)
-    reader = StoreReader(state_dir)
+    reader = StoreReader(Path(config.state_dir))
     if not reader.path.is_file():
-        raise ConfigError(f"{reader.path}: no sightings store here (state_dir {state_dir}; "
+        raise ConfigError(f"{reader.path}: no sightings store here (state_dir {config.state_dir}; "
                           "`birdstream store rebuild` makes one from sightings.jsonl)")
     rows: list[dict[str, Any]] = []
     try:
@@ -63,14 +63,38 @@ def store_package(config: Config, out: Path, since: datetime | None, until: date
                 break
     finally:
         reader.close()
-    return _write_rows(config, out, state_dir, rows)
+    return [s for s in reversed(rows) if s.get("ended_at") is not None]  # an open one's end is not known yet
+
+
+def store_package(config: Config, out: Path, since: datetime | None, until: datetime | None) -> dict[str, int]:
+    """`birdstream export camtrap-dp`: the store's sightings (reviews honoured) and their snapshots."""
+    return _write_rows(config, out, Path(config.state_dir), _store_rows(config, since, until))
+
+
+def ebird_csv(config: Config, out: Path, since: datetime | None, until: datetime | None, header: bool) -> int:
+    """`birdstream export ebird`: one record per species per day at this station (station-level place)."""
+    from zoneinfo import ZoneInfo
+
+    facts = config.deployment
+    if facts.latitude is None or facts.longitude is None:
+        key = "latitude" if facts.latitude is None else "longitude"
+        raise ConfigError(f"deployment.{key}: needed for the eBird export (the station's location)")
+    station = ebird.Station(config.station, facts.latitude, facts.longitude, facts.location_name,
+                            facts.state_province, facts.country_code)
+    rows = _store_rows(config, since, until)
+    seen = [ebird.Seen(s["species"], _epoch(s["started_at"]), _epoch(s["ended_at"])) for s in rows]
+    models = ", ".join(sorted({s["model"] for s in rows})) or "unknown"
+    tz = ZoneInfo(config.timezone) if config.timezone else None
+    records = ebird.rows(station, seen, load_taxonomy(config.taxonomy), tz, models)
+    try:
+        return ebird.write_file(out, records, header)
+    except OSError as exc:
+        raise ConfigError(f"{out}: cannot write the eBird CSV ({exc.strerror or exc})") from None
 
 
 def _write_rows(config: Config, out: Path, state_dir: Path, rows: list[dict[str, Any]]) -> dict[str, int]:
     sightings, media = [], []
     for s in rows:
-        if s.get("ended_at") is None:
-            continue  # still open: its end is not known yet
         start, end = _epoch(s["started_at"]), _epoch(s["ended_at"])
         sightings.append(Sighting(id=s["id"], deployment=s["stream"], species=s["species"], score=float(s["score"]),
                                   start=start, end=end, model=s["model"], box=s.get("box")))
