@@ -208,6 +208,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args)
     _check_weights(config.model.weights, f"{args.config}: model.weights")
     _check_priors(config)
+    _check_taxonomy(config)
     enabled = len(config.enabled_streams)
     sys.stdout.write(f"# {args.config}: valid ({enabled} of {len(config.streams)} streams enabled)\n")
     sys.stdout.write(to_yaml(redacted(config)))
@@ -233,6 +234,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     _check_weights(config.model.weights, "--model" if args.model else "model.weights")
     if args.camtrap_dp is not None:
         _check_deployment(config, args)
+        _check_taxonomy(config)
     classify_main = _lazy("birdstream.station.offline", "classify_main", "classify")
     return int(classify_main(args, config))
 
@@ -247,6 +249,14 @@ def _check_deployment(config: Any, args: argparse.Namespace) -> None:
             raise ConfigError(f"--camtrap-dp: deployment.{key} is needed (set it in the config or give {option})")
     if args.camtrap_dp.exists() and not args.camtrap_dp.is_dir():
         raise ConfigError(f"--camtrap-dp {args.camtrap_dp}: not a folder")
+
+
+def _check_taxonomy(config: Any) -> None:
+    """A bad `taxonomy:` file is named now, not after the work that needs it."""
+    if config.taxonomy is not None:
+        from birdstream.export.taxonomy import load_taxonomy
+
+        load_taxonomy(config.taxonomy)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -52,3 +52,15 @@ def test_an_unreadable_taxonomy_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(TaxonomyError, match="binary.csv: cannot read"):
         load_taxonomy(tmp_path / "binary.csv")
+
+
+def test_check_config_names_a_bad_taxonomy_file(tmp_path: Path) -> None:
+    from tests.support.cli import run_cli
+
+    (tmp_path / "taxa.csv").write_text("name,latin\n", encoding="utf-8")
+    (tmp_path / "config.yaml").write_text("streams: [{id: a, url: a.mp4}]\ntaxonomy: taxa.csv\n", encoding="utf-8")
+    result = run_cli("check-config", "-c", str(tmp_path / "config.yaml"), timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"birdstream: error: {tmp_path / 'taxa.csv'}: taxonomy needs the columns common_name and scientific_name "
+        "(missing: common_name, scientific_name)"]
