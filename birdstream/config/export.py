@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from birdstream.config.base import Section
 
@@ -20,6 +20,10 @@ class PlaceConfig(Section):
     """Make and model of the camera, e.g. Reconyx-HF2X."""
     camera_height_m: Annotated[float, Field(ge=0)] | None = None
     """Height of the camera above the ground, in metres."""
+    active_from: AwareDatetime | None = None
+    """When the camera was set up (RFC 3339 with offset); default: the first file or sighting exported."""
+    active_until: AwareDatetime | None = None
+    """When the camera was taken down (RFC 3339 with offset); default: the last file or sighting exported."""
     country_code: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
     """ISO 3166-1 alpha-2 country code, e.g. OM (eBird export)."""
     state_province: Annotated[str, Field(min_length=1)] | None = None

@@ -55,6 +55,8 @@ class Place:
     location_name: str | None = None
     camera_model: str | None = None
     camera_height_m: float | None = None
+    active_from: float | None = None  # epoch seconds; None = from the first file or sighting
+    active_until: float | None = None
     where: str = "deployment"  # how the user sets these facts, for the error line
 
 
@@ -146,6 +148,9 @@ def _write_deployments(out: Path, places: dict[str, Place], periods: dict[str, t
     rows = []
     for camera, (start, end) in periods.items():
         place = places[camera]
+        # The configured period, widened where files or sightings fall outside it (a clock set wrong).
+        start = min(start, place.active_from) if place.active_from is not None else start
+        end = max(end, place.active_until) if place.active_until is not None else end
         rows.append({"deploymentID": camera, "locationName": place.location_name, "latitude": place.latitude,
                      "longitude": place.longitude, "deploymentStart": iso(start), "deploymentEnd": iso(end),
                      "cameraID": camera, "cameraModel": place.camera_model, "cameraHeight": place.camera_height_m})

@@ -17,7 +17,8 @@ from birdstream.export import ebird
 from birdstream.export.camtrap_dp import MediaFile, Place, Sighting, write_package
 from birdstream.export.taxonomy import load_taxonomy
 
-_PLACE_KEYS = ("latitude", "longitude", "location_name", "camera_model", "camera_height_m")
+_PLACE_KEYS = ("latitude", "longitude", "location_name", "camera_model", "camera_height_m", "active_from",
+               "active_until")
 
 
 def place(config: Config, camera: str, override: dict[str, Any] | None = None) -> Place:
@@ -29,6 +30,9 @@ def place(config: Config, camera: str, override: dict[str, Any] | None = None) -
         facts.update({k: getattr(own, k) for k in _PLACE_KEYS if getattr(own, k) is not None})
         where = f"deployment.streams.{camera}"
     facts.update({k: v for k, v in (override or {}).items() if v is not None})
+    for key in ("active_from", "active_until"):
+        if facts[key] is not None:
+            facts[key] = facts[key].timestamp()
     return Place(**facts, where=where)
 
 

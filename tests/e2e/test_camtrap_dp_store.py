@@ -40,7 +40,8 @@ def test_export_from_the_store_of_a_daemon_run_honours_reviews(tmp_path: Path, p
                     extra={"http": {"enabled": True, "port": port}, "taxonomy": str(taxonomy), "timezone": "Asia/Muscat",
                            "deployment": {"latitude": 23.6, "longitude": 58.5, "camera_model": "Pi HQ",
                                           "location_name": "Wadi garden", "country_code": "OM",
-                                          "streams": {"blue": {"latitude": 23.7, "camera_height_m": 1.5}}}})
+                                          "streams": {"blue": {"latitude": 23.7, "camera_height_m": 1.5,
+                                                               "active_from": "2024-05-01T06:00:00+04:00"}}}})
     base = f"http://127.0.0.1:{port}"
     with daemon.start():
         ended = lambda: {e["stream"]: e["id"] for e in daemon.events() if e["event"] == "end"}  # noqa: E731
@@ -68,6 +69,10 @@ def test_export_from_the_store_of_a_daemon_run_honours_reviews(tmp_path: Path, p
     assert sorted(deployments) == ["blue", "red"]
     assert (deployments["blue"]["latitude"], deployments["blue"]["longitude"],
             deployments["blue"]["cameraHeight"], deployments["blue"]["cameraModel"]) == ("23.7", "58.5", "1.5", "Pi HQ")
+    assert deployments["blue"]["deploymentStart"] == "2024-05-01T02:00:00Z"  # the configured set-up time
+    # Without one, the period is the data's: from its first sighting to its last.
+    assert (deployments["red"]["deploymentStart"], deployments["red"]["deploymentEnd"]) == (
+        observations[ids["red"]]["eventStart"], observations[ids["red"]]["eventEnd"])
     media = rows(out / "media.csv")  # live streams: the snapshots
     assert sorted(m["deploymentID"] for m in media) == ["blue", "red"]
     assert all(m["fileMediatype"] == "image/jpeg" and m["filePath"].startswith("file:///") for m in media)
