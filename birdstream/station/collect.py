@@ -46,6 +46,7 @@ class Collector:
         self.started = time.time()
         self.media: dict[str, _Medium] = {}  # file path -> what was read of it
         self.events: dict[str, tuple[Path, SightingEvent]] = {}
+        self.failures: dict[str, str] = {}  # file name as in events -> why it was not read
 
     def add_frame(self, input_path: Path, frame: Frame) -> None:
         if frame.source is None:
@@ -58,6 +59,17 @@ class Collector:
             self.media[frame.source] = medium
         if frame.media_time is not None:
             medium.media_times.append(frame.media_time)
+
+    def add_failure(self, input_path: Path, err: Exception) -> None:
+        """A file that could not be read: listed with its reason in the MegaDetector JSON."""
+        label = str(getattr(err, "label", input_path))
+        base = input_path if input_path.is_dir() else input_path.parent
+        try:
+            name = Path(label).relative_to(base).as_posix()
+        except ValueError:
+            name = Path(label).name
+        if label not in self.media:
+            self.failures[name] = first_line(err)
 
     def add_event(self, input_path: Path, event: SightingEvent) -> None:
         self.events[event.id] = (input_path, event)
@@ -98,6 +110,7 @@ class Collector:
                 frame = round((e.media_start_s or 0.0) * rate) if rate is not None else None
                 result.detections.append(megadetector.Detection(s.score, e.top, s.box, frame))
             results.append(result)
+        results += [megadetector.MediaResult(name, failure=why) for name, why in self.failures.items()]
         doc = megadetector.document(results, class_names=class_names, model=model, started=self.started,
                                     finished=time.time(), threshold=self.config.sightings.enter_score)
         megadetector.write(path, doc)

@@ -163,9 +163,13 @@ def classify_main(args: Any, config: Config) -> int:
             except SourceError as err:
                 _report(str(err))
                 failed += 1
+                if camtrap is not None:
+                    camtrap.add_failure(path, err)
             for err in run.errors:
                 _report(str(err))
                 failed += 1
+                if camtrap is not None:
+                    camtrap.add_failure(path, err)
             run.errors.clear()
             if progress:
                 progress.write(f"[{n}/{len(args.inputs)}] {printable(str(path))}: {count} event(s)\n")

@@ -30,6 +30,7 @@ def make_card(card: Path) -> None:
         make_still(card / "cam1" / f"IMG_{i}.jpg", taken_at=T0 + timedelta(hours=1, seconds=2 * i), seed=i)
     make_video(card / "cam2" / "CLIP_0.mp4", duration_s=4, fps=10, objects=[Box(BLUE, BIRD, 0.8, 3.2)])
     make_still(card / "cam2" / "IMG_9.jpg", taken_at=T0 + timedelta(hours=2), seed=9)
+    (card / "cam2" / "IMG_BAD.jpg").write_bytes(b"\xff\xd8 not a picture")
 
 
 def rows(path: Path) -> list[dict[str, str]]:
@@ -45,7 +46,7 @@ def package(tmp_path_factory: pytest.TempPathFactory, planted: Path) -> Path:
     result = run_cli("classify", "-q", "--model", str(planted), "--camtrap-dp", str(out), "--lat", "23.6",
                      "--megadetector-json", str(root / "md.json"),
                      "--lon", "58.5", "--location-name", "Wadi garden", str(root / "card"), timeout=300)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1 and result.stderr.count("IMG_BAD.jpg") == 1, result.stderr  # named, once
     return out
 
 
@@ -112,7 +113,9 @@ def test_the_megadetector_json_follows_the_format_with_video_frames(package: Pat
     classes = doc["classification_categories"]
     assert "Scarlet Tanager" in classes.values() and "Indian Roller" in classes.values()
     images = {im["file"]: im for im in doc["images"]}
-    assert sorted(images) == [f"cam1/IMG_{i}.jpg" for i in range(5)] + ["cam2/CLIP_0.mp4", "cam2/IMG_9.jpg"]
+    assert sorted(images) == [f"cam1/IMG_{i}.jpg" for i in range(5)] + [
+        "cam2/CLIP_0.mp4", "cam2/IMG_9.jpg", "cam2/IMG_BAD.jpg"]
+    assert images["cam2/IMG_BAD.jpg"]["detections"] is None and "IMG_BAD.jpg" in images["cam2/IMG_BAD.jpg"]["failure"]
     for i in range(3):  # the burst: each still shows the bird
         [det] = images[f"cam1/IMG_{i}.jpg"]["detections"]
         assert classes[det["classifications"][0][0]] == "Scarlet Tanager" and det["conf"] >= 0.6
