@@ -89,6 +89,26 @@ def _when(text: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
+def _standard_outputs(classify: argparse.ArgumentParser, sub: Any) -> None:
+    """classify's Camtrap DP / MegaDetector options, and the `export` command (README: science outputs)."""
+    p = classify
+    p.add_argument("--camtrap-dp", type=Path, metavar="DIR", help="also write a Camtrap DP 1.0.2 data package here")
+    p.add_argument("--lat", type=_latitude, metavar="LAT", help="camera latitude, WGS84 (over deployment.latitude)")
+    p.add_argument("--lon", type=_longitude, metavar="LON", help="camera longitude, WGS84 (over deployment.longitude)")
+    p.add_argument("--location-name", metavar="NAME", help="the place's name (over deployment.location_name)")
+    p.add_argument("--megadetector-json", type=Path, metavar="FILE",
+                   help="also write the MegaDetector batch-output JSON (what Timelapse loads)")
+    p = sub.add_parser("export", help="standard outputs from the sightings store: camtrap-dp, ebird")
+    _config_option(p)
+    p.add_argument("format", choices=("camtrap-dp", "ebird"),
+                   help="camtrap-dp: a Camtrap DP 1.0.2 data package; ebird: eBird Record Format (Extended) CSV")
+    p.add_argument("--out", type=Path, required=True, metavar="PATH",
+                   help="camtrap-dp: the folder to write the package into; ebird: the CSV file")
+    p.add_argument("--header", action="store_true", help="ebird: a header row (eBird's import wants none)")
+    p.add_argument("--since", type=_when, metavar="T", help="sightings that started at or after T (RFC 3339)")
+    p.add_argument("--until", type=_when, metavar="T", help="sightings that started before T (RFC 3339)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="birdstream", description="Bird sightings from camera streams.")
     parser.add_argument("--version", action="version", version=f"birdstream {__version__}")
@@ -119,22 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keyframes-only", action="store_true",
                    help="decode only key frames (much cheaper; for low --sample-fps)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    p.add_argument("--camtrap-dp", type=Path, metavar="DIR", help="also write a Camtrap DP 1.0.2 data package here")
-    p.add_argument("--lat", type=_latitude, metavar="LAT", help="camera latitude, WGS84 (over deployment.latitude)")
-    p.add_argument("--lon", type=_longitude, metavar="LON", help="camera longitude, WGS84 (over deployment.longitude)")
-    p.add_argument("--location-name", metavar="NAME", help="the place's name (over deployment.location_name)")
-    p.add_argument("--megadetector-json", type=Path, metavar="FILE",
-                   help="also write the MegaDetector batch-output JSON (what Timelapse loads)")
-
-    p = sub.add_parser("export", help="standard outputs from the sightings store: camtrap-dp, ebird")
-    _config_option(p)
-    p.add_argument("format", choices=("camtrap-dp", "ebird"),
-                   help="camtrap-dp: a Camtrap DP 1.0.2 data package; ebird: eBird Record Format (Extended) CSV")
-    p.add_argument("--out", type=Path, required=True, metavar="PATH",
-                   help="camtrap-dp: the folder to write the package into; ebird: the CSV file")
-    p.add_argument("--header", action="store_true", help="ebird: a header row (eBird's import wants none)")
-    p.add_argument("--since", type=_when, metavar="T", help="sightings that started at or after T (RFC 3339)")
-    p.add_argument("--until", type=_when, metavar="T", help="sightings that started before T (RFC 3339)")
+    _standard_outputs(p, sub)
 
     p = sub.add_parser("fetch-model", help="download published weights into the cache and verify sha256")
     _config_option(p)
