@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,8 @@ from birdstream.messages import Frame, SightingEvent
 from birdstream.station.exports import mediatype, place
 
 log = logging.getLogger(__name__)
+
+Pair = tuple[Sighting, SightingEvent]
 
 SLACK_S = 0.5  # a still this close to a sighting's first or last frame is part of it (burst times are whole seconds)
 
@@ -72,9 +77,10 @@ class Collector:
             self.failures[name] = first_line(err)
 
     def add_event(self, input_path: Path, event: SightingEvent) -> None:
-        self.events[event.id] = (input_path, event)
+        # Without its best frame: a card's thousands of sightings must not hold thousands of pictures.
+        self.events[event.id] = (input_path, dataclasses.replace(event, best_image=None))
 
-    def _sightings(self) -> list[tuple[Sighting, SightingEvent]]:
+    def _sightings(self) -> list[Pair]:
         out = []
         for input_path, e in self.events.values():
             end = e.ended_at if e.ended_at is not None else e.updated_at
@@ -83,14 +89,25 @@ class Collector:
                                  box=getattr(e, "box", None)), e))
         return out
 
-    def _in(self, medium: _Medium) -> list[tuple[Sighting, SightingEvent]]:
-        """The sightings seen in one file: started in it, or (a burst) spanning the still's time."""
-        return [(s, e) for s, e in self._sightings() if e.stream == medium.stream or (
-            not medium.media_times and s.deployment == medium.camera
-            and s.start - SLACK_S <= medium.start <= s.end + SLACK_S)]
+    def _seen_in(self) -> Callable[[_Medium], list[Pair]]:
+        """The sightings seen in one file: started in it, or (a still of a burst) spanning its time."""
+        by_stream: dict[str, list[Pair]] = defaultdict(list)
+        by_camera: dict[str, list[Pair]] = defaultdict(list)
+        for s, e in self._sightings():
+            by_stream[e.stream].append((s, e))
+            by_camera[s.deployment].append((s, e))
+
+        def seen(m: _Medium) -> list[Pair]:
+            found = list(by_stream.get(m.stream, ()))
+            if not m.media_times:
+                found += [(s, e) for s, e in by_camera.get(m.camera, ())
+                          if e.stream != m.stream and s.start - SLACK_S <= m.start <= s.end + SLACK_S]
+            return found
+        return seen
 
     def write_camtrap(self, out: Path) -> dict[str, int]:
-        media = [MediaFile(m.camera, path, m.start, mediatype(path), sightings=len(self._in(m)))
+        seen = self._seen_in()
+        media = [MediaFile(m.camera, path, m.start, mediatype(path), sightings=len(seen(m)))
                  for path, m in self.media.items()]
         sightings = [s for s, _ in self._sightings()]
         cameras = {m.deployment for m in media} | {s.deployment for s in sightings}
@@ -100,13 +117,14 @@ class Collector:
 
     def write_megadetector(self, path: Path, class_names: list[str], model: str) -> int:
         results = []
+        seen = self._seen_in()
         for source, m in self.media.items():
             rate = _frame_rate(source) if m.media_times else None
             result = megadetector.MediaResult(m.stream)
             if rate is not None:
                 result.frame_rate = rate
                 result.frames_processed = [round(t * rate) for t in m.media_times]
-            for s, e in self._in(m):
+            for s, e in seen(m):
                 frame = round((e.media_start_s or 0.0) * rate) if rate is not None else None
                 result.detections.append(megadetector.Detection(s.score, e.top, s.box, frame))
             results.append(result)
