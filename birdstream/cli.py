@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,49 @@ def _workers(text: str) -> int:
     return value
 
 
+def _degrees(limit: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of degrees") from None
+        if not -limit <= value <= limit:
+            raise argparse.ArgumentTypeError(f"{text!r} is outside -{limit:g}..{limit:g}")
+        return value
+    return parse
+
+
+_latitude, _longitude = _degrees(90), _degrees(180)
+
+
+def _when(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an RFC 3339 time (e.g. 2024-05-01T00:00:00Z)") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _standard_outputs(classify: argparse.ArgumentParser, sub: Any) -> None:
+    """classify's Camtrap DP / MegaDetector options, and the `export` command (README: science outputs)."""
+    p = classify
+    p.add_argument("--camtrap-dp", type=Path, metavar="DIR", help="also write a Camtrap DP 1.0.2 data package here")
+    p.add_argument("--lat", type=_latitude, metavar="LAT", help="camera latitude, WGS84 (over deployment.latitude)")
+    p.add_argument("--lon", type=_longitude, metavar="LON", help="camera longitude, WGS84 (over deployment.longitude)")
+    p.add_argument("--location-name", metavar="NAME", help="the place's name (over deployment.location_name)")
+    p.add_argument("--megadetector-json", type=Path, metavar="FILE",
+                   help="also write the MegaDetector batch-output JSON (what Timelapse loads)")
+    p = sub.add_parser("export", help="standard outputs from the sightings store: camtrap-dp, ebird")
+    _config_option(p)
+    p.add_argument("format", choices=("camtrap-dp", "ebird"),
+                   help="camtrap-dp: a Camtrap DP 1.0.2 data package; ebird: eBird Record Format (Extended) CSV")
+    p.add_argument("--out", type=Path, required=True, metavar="PATH",
+                   help="camtrap-dp: the folder to write the package into; ebird: the CSV file")
+    p.add_argument("--header", action="store_true", help="ebird: a header row (eBird's import wants none)")
+    p.add_argument("--since", type=_when, metavar="T", help="sightings that started at or after T (RFC 3339)")
+    p.add_argument("--until", type=_when, metavar="T", help="sightings that started before T (RFC 3339)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="birdstream", description="Bird sightings from camera streams.")
     parser.add_argument("--version", action="version", version=f"birdstream {__version__}")
@@ -113,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="finish an interrupted run with the same arguments: skip the inputs its manifest "
                         "(next to --out) records as done, redo the one it was in")
+    _standard_outputs(p, sub)
 
     p = sub.add_parser("fetch-model", help="download published weights into the cache and verify sha256")
     _config_option(p)
@@ -186,6 +231,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args)
     _check_weights(config.model.weights, f"{args.config}: model.weights")
     _check_priors(config)
+    _check_taxonomy(config)
     enabled = len(config.enabled_streams)
     sys.stdout.write(f"# {args.config}: valid ({enabled} of {len(config.streams)} streams enabled)\n")
     sys.stdout.write(to_yaml(redacted(config)))
@@ -193,7 +239,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    for option, path in (("--out", args.out), ("--summary", args.summary)):
+    outputs = (("--out", args.out), ("--summary", args.summary), ("--megadetector-json", args.megadetector_json))
+    for option, path in outputs:
         if path is not None:
             _check_writable(option, path)
     config = _load(args, require_streams=False, optional=True)
@@ -208,8 +255,46 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if model_update:
         config = _override_model(config, model_update)
     _check_weights(config.model.weights, "--model" if args.model else "model.weights")
+    if args.camtrap_dp is not None:
+        _check_deployment(config, args)
+        _check_taxonomy(config)
     classify_main = _lazy("birdstream.station.offline", "classify_main", "classify")
     return int(classify_main(args, config))
+
+
+def _check_deployment(config: Any, args: argparse.Namespace) -> None:
+    """A package without coordinates is invalid: say so before minutes of classifying."""
+    if config.deployment.streams:
+        return  # per-camera facts: checked per camera when the package is written
+    for key, value in (("latitude", args.lat), ("longitude", args.lon)):
+        if value is None and getattr(config.deployment, key) is None:
+            option = "--lat" if key == "latitude" else "--lon"
+            raise ConfigError(f"--camtrap-dp: deployment.{key} is needed (set it in the config or give {option})")
+    if args.camtrap_dp.exists() and not args.camtrap_dp.is_dir():
+        raise ConfigError(f"--camtrap-dp {args.camtrap_dp}: not a folder")
+
+
+def _check_taxonomy(config: Any) -> None:
+    """A bad `taxonomy:` file is named now, not after the work that needs it."""
+    if config.taxonomy is not None:
+        from birdstream.export.taxonomy import load_taxonomy
+
+        load_taxonomy(config.taxonomy)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    if args.format == "ebird":
+        _check_writable("--out", args.out)
+    config = _load(args, require_streams=False)
+    if args.format == "ebird":
+        ebird_csv = _lazy("birdstream.station.exports", "ebird_csv", "export")
+        n = ebird_csv(config, args.out, args.since, args.until, args.header)
+        sys.stdout.write(f"eBird CSV in {args.out}: {n} record(s)\n")
+        return EXIT_OK
+    store_package = _lazy("birdstream.station.exports", "store_package", "export")
+    counts = store_package(config, args.out, args.since, args.until)
+    sys.stdout.write(f"Camtrap DP package in {args.out}: " + ", ".join(f"{n} {t}" for t, n in counts.items()) + "\n")
+    return EXIT_OK
 
 
 def _check_weights(weights: str, what: str) -> None:
@@ -341,6 +426,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], dict[type[BaseExc
     "bench": (cmd_bench, {ConfigError: EXIT_USAGE}),
     "health": (cmd_health, {}),
     "store": (cmd_store, {ConfigError: EXIT_USAGE}),
+    "export": (cmd_export, {ConfigError: EXIT_USAGE}),
 }
 
 

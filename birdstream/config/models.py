@@ -17,6 +17,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from birdstream.config.export import DeploymentConfig
 from birdstream.config.notify import DigestConfig, NotifyTargetConfig
 from birdstream.config.base import (
     DEFAULT_WEIGHTS,
@@ -415,6 +416,10 @@ class Config(Section):
     """Notification targets (Apprise URLs): who hears of which sightings."""
     digest: DigestConfig = DigestConfig()
     """A daily digest of the day's species through Apprise."""
+    deployment: DeploymentConfig = DeploymentConfig()
+    """Where the cameras are (Camtrap DP and eBird exports): the station's facts, per stream where they differ."""
+    taxonomy: ConfigPath | None = None
+    """CSV (common_name, scientific_name, rank, source, source_version, licence) over the shipped taxonomy table."""
 
     @field_validator("streams")
     @classmethod

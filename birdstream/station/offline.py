@@ -8,6 +8,7 @@ classifier takes them, nothing is dropped, and event times are on the file's own
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 import sys
 import threading
@@ -25,7 +26,7 @@ from birdstream.ingest.files import iter_frames
 from birdstream.messages import Frame, Prediction, SightingEvent, rfc3339
 from birdstream.publish.payload import event_bytes
 from birdstream.redact import printable
-from birdstream.station import archive, wiring, workers
+from birdstream.station import archive, collect, wiring, workers
 from birdstream.station.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class OfflineRun:
         self.prefetch: Any = None  # a workers.Prefetch when other processes decode (--workers)
         self.remote: Any = None  # a ray_job.RayJob when a Ray cluster decodes and classifies (--ray)
         self.on_frames: Callable[[list[Frame]], None] = lambda batch: None  # progress
+        self.on_frame: Any = None  # called with each classified frame (the Camtrap DP export's media list)
 
     def spec(self, path: Path) -> Any:
         """How one input is read (its SourceSpec)."""
@@ -79,6 +81,8 @@ class OfflineRun:
             for batch in self._predictions(path):
                 self.on_frames([p.frame for p in batch])
                 for pred in batch:
+                    if self.on_frame is not None:
+                        self.on_frame(pred.frame)
                     yield from tracker.update(pred)
                 if self.stop.is_set():
                     break
@@ -164,6 +168,10 @@ def classify_main(args: Any, config: Config) -> int:
     run = OfflineRun(classifier, config, sample_fps=args.sample_fps, stop=getattr(args, "stop_event", None),
                      hwaccel=getattr(args, "hwaccel", None), hwaccel_device=getattr(args, "hwaccel_device", None),
                      keyframes_only=getattr(args, "keyframes_only", False))
+    camtrap = collect.collector(args, config)
+    if resume and camtrap is not None:
+        raise ConfigError("--resume: not yet with --camtrap-dp or --megadetector-json (their files are written "
+                          "from every input at the end of one run); run again without --resume")
     last = manifest.last if manifest is not None else archive.Done("", 0, 0)
     with ExitStack() as stack:
         if manifest is not None:
@@ -187,11 +195,12 @@ def classify_main(args: Any, config: Config) -> int:
             progress = Progress(sys.stderr, len(pending), files=source.files if source is not None else None)
             run.on_frames = progress.frames
             stack.callback(progress.close)
-        return _classify_inputs(args, run, out, summary, manifest, progress)
+        return _classify_inputs(args, run, out, summary, manifest, progress, camtrap)
 
 
 def _classify_inputs(args: Any, run: OfflineRun, out: IO[str], summary: _Summary | None,
-                     manifest: archive.Manifest | None, progress: Progress | None) -> int:
+                     manifest: archive.Manifest | None, progress: Progress | None,
+                     camtrap: collect.Collector | None) -> int:
     failed = 0
     for path in args.inputs:
         key = str(Path(path).absolute())
@@ -200,7 +209,7 @@ def _classify_inputs(args: Any, run: OfflineRun, out: IO[str], summary: _Summary
                 _report(message)
                 failed += 1
             continue
-        count, errors = _classify_one(path, run, out, summary)
+        count, errors = _classify_one(path, run, out, summary, camtrap)
         if progress is not None and errors:
             progress.clear()
         for message in errors:
@@ -212,15 +221,21 @@ def _classify_inputs(args: Any, run: OfflineRun, out: IO[str], summary: _Summary
         if manifest is not None:
             out_bytes, summary_bytes = archive.durable(out, summary.file if summary else None)
             manifest.record(archive.Done(key, out_bytes, summary_bytes, errors))
+    if camtrap is not None:
+        if progress is not None:
+            progress.clear()
+        _write_exports(args, camtrap, run.classifier, None if args.quiet else sys.stderr)
     return 1 if failed else 0
 
 
-def _classify_one(path: Path, run: OfflineRun, out: IO[str], summary: _Summary | None) -> tuple[int, list[str]]:
+def _classify_one(path: Path, run: OfflineRun, out: IO[str], summary: _Summary | None,
+                  camtrap: collect.Collector | None) -> tuple[int, list[str]]:
     """Write one input's events; returns their count and its error lines (an unreadable input or folder file)."""
     if not path.exists():
         return 0, [f"{path}: no such file or folder"]
-    errors: list[str] = []
+    errors: list[SourceError] = []
     count = 0
+    run.on_frame = functools.partial(camtrap.add_frame, path) if camtrap is not None else None
     try:
         for event in run.events(path):
             out.write(json_line(event))
@@ -228,11 +243,28 @@ def _classify_one(path: Path, run: OfflineRun, out: IO[str], summary: _Summary |
             count += 1
             if summary is not None:
                 summary.add(str(path), event)
+            if camtrap is not None:
+                camtrap.add_event(path, event)
     except SourceError as err:
-        errors.append(str(err))
-    errors += [str(err) for err in run.errors]
+        errors.append(err)
+    errors += run.errors
     run.errors.clear()
-    return count, errors
+    if camtrap is not None:
+        for err in errors:
+            camtrap.add_failure(path, err)
+    return count, [str(err) for err in errors]
+
+
+def _write_exports(args: Any, collector: collect.Collector, classifier: Any, progress: IO[str] | None) -> None:
+    if args.megadetector_json:
+        n = collector.write_megadetector(args.megadetector_json, list(classifier.class_names), classifier.model_id)
+        if progress:
+            progress.write(f"MegaDetector JSON in {printable(str(args.megadetector_json))}: {n} file(s)\n")
+    if args.camtrap_dp:
+        counts = collector.write_camtrap(args.camtrap_dp)
+        if progress:
+            progress.write(f"Camtrap DP package in {printable(str(args.camtrap_dp))}: "
+                           + ", ".join(f"{n} {table}" for table, n in counts.items()) + "\n")
 
 
 def json_line(event: SightingEvent) -> str:
