@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 VERDICTS = ("correct", "false", "relabel")
 _CURSOR = re.compile(r"^(\d{1,12}(?:\.\d{1,6})?)~([A-Za-z0-9-]{1,64})$")
 _COLUMNS = ("id, station, stream, species, score, top, started, ended, frames, box, snapshot, model, "
-            "media_start_s, media_end_s, review, label, updated")
+            "media_start_s, media_end_s, review, label, updated, first_at_station")
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ def _as_s(row: sqlite3.Row, state_dir: Path | None = None) -> dict[str, Any]:
         "box": json.loads(row["box"]) if row["box"] else None, "snapshot_url": _live_url(row["snapshot"], state_dir),
         "model": row["model"], "media_start_s": row["media_start_s"], "media_end_s": row["media_end_s"],
         "review": row["review"], "label": row["label"], "top": json.loads(row["top"]),
+        "first_at_station": bool(row["first_at_station"]),
     }
 
 

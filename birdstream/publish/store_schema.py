@@ -12,7 +12,7 @@ from typing import Any
 FILE_NAME = "sightings.sqlite3"
 REVIEWS_FILE = "reviews.jsonl"  # every review, appended: a rebuilt store keeps them
 LOCK_FILE = FILE_NAME + ".lock"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS sightings (
     score REAL NOT NULL, top TEXT NOT NULL, started REAL NOT NULL, updated REAL NOT NULL, ended REAL,
     frames INTEGER NOT NULL, box TEXT, snapshot TEXT, model TEXT NOT NULL,
     media_start_s REAL, media_end_s REAL, last_seq INTEGER NOT NULL,
-    review TEXT, reviewed_at REAL
+    review TEXT, reviewed_at REAL,
+    first_at_station INTEGER NOT NULL DEFAULT 0  -- the first sighting ever of its species here: review it
 );
 CREATE INDEX IF NOT EXISTS sightings_stream ON sightings (stream, started);
 -- covering indexes: a day's grid and the per-species counts are read from the index alone
@@ -38,16 +39,16 @@ CREATE TABLE IF NOT EXISTS events (
 # A reviewed species (relabel) stays what the reviewer said.
 _UPSERT = """
 INSERT INTO sightings (id, station, stream, label, species, score, top, started, updated, ended, frames,
-                       box, snapshot, model, media_start_s, media_end_s, last_seq)
+                       box, snapshot, model, media_start_s, media_end_s, last_seq, first_at_station)
 VALUES (:id, :station, :stream, :species, :species, :score, :top, :started, :updated, :ended, :frames,
-        :box, :snapshot, :model, :media_start_s, :media_end_s, :seq)
+        :box, :snapshot, :model, :media_start_s, :media_end_s, :seq, :first_at_station)
 ON CONFLICT (id) DO UPDATE SET
     label = excluded.label,
     species = CASE WHEN sightings.review = 'relabel' THEN sightings.species ELSE excluded.label END,
     score = excluded.score, top = excluded.top, updated = excluded.updated, ended = excluded.ended,
     frames = excluded.frames, box = excluded.box, snapshot = COALESCE(excluded.snapshot, sightings.snapshot),
     model = excluded.model, media_start_s = excluded.media_start_s, media_end_s = excluded.media_end_s,
-    last_seq = excluded.last_seq, started = excluded.started
+    last_seq = excluded.last_seq, started = excluded.started, first_at_station = excluded.first_at_station
 WHERE excluded.last_seq >= sightings.last_seq
 """
 
@@ -72,6 +73,7 @@ def row_values(payload: dict[str, Any]) -> dict[str, Any]:
         "box": json.dumps(box) if box is not None else None, "snapshot": payload.get("snapshot"),
         "model": str(payload.get("model") or ""), "media_start_s": payload.get("media_start_s"),
         "media_end_s": payload.get("media_end_s"), "seq": int(payload["seq"]),
+        "first_at_station": int(bool(payload.get("first_at_station", False))),
     }
 
 

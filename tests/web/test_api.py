@@ -238,3 +238,18 @@ def test_on_loopback_a_review_under_another_host_name_is_refused(served: Served)
     assert status == 403 and "localhost" in json.loads(body)["error"] and not served.reviews
     for host in ("localhost:9108", "127.0.0.1", "[::1]:9108"):
         assert http(url, {"verdict": "correct"}, {"Host": host})[0] == 200, host
+
+
+def test_a_species_first_at_the_station_is_flagged_for_review_until_reviewed(served: Served) -> None:
+    now = time.time()
+    start = max(now - 600, datetime.now().replace(hour=0, minute=0, second=0).timestamp() + 1)
+    first = [dict(e, first_at_station=True) for e in sighting_events(start, species="Hoopoe")]
+    again = sighting_events(start + 60, species="Hoopoe")
+    served.add(first + again)
+    s = get_json(f"{served.base}/api/sightings/{first[0]['id']}")[1]
+    assert s["first_at_station"] is True
+    assert get_json(f"{served.base}/api/sightings/{again[0]['id']}")[1]["first_at_station"] is False
+    page = http(served.base + "/")[2].decode()
+    assert page.count("first at this station") == 1
+    assert http(f"{served.base}/api/sightings/{first[0]['id']}/review", {"verdict": "correct"})[0] == 200
+    assert "first at this station" not in http(served.base + "/")[2].decode()
