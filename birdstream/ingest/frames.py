@@ -42,6 +42,7 @@ class FrameMaker:
         self.seq = 0
         self.counters = dict.fromkeys(COUNTERS, 0)
         self.last_decode: float | None = None  # monotonic time of the last decoded picture
+        self._still_folder: Path | None = None  # the folder of the last still, while stills follow stills
 
     def new_file(self) -> None:
         """Media time and sampling start again (the next clip of a folder)."""
@@ -74,6 +75,7 @@ class FrameMaker:
             # A video's regions start from its own first picture; stills of a folder keep comparing
             # with the photo before them (a camera trap's burst), so new_file() does not reset this.
             self.proposer.reset()
+        self._still_folder = None
         self.last_decode = time.monotonic()
         dropped_before = self.counters["dropped"]
         on_device = ctx.is_hwaccel  # until the first picture, a decode error blames the device
@@ -147,7 +149,27 @@ class FrameMaker:
         return self._make(converted, base + t, t, str(path) if path else None, t)
 
     def from_still(self, path: Path) -> Frame | None:
-        """The Frame of one still image (EXIF DateTimeOriginal, else mtime), or None when gated."""
+        """The Frame of one still image (EXIF DateTimeOriginal, else mtime), or None when gated.
+
+        A still's regions are what differs from the photo before it in the same folder (a camera
+        trap's burst); the first still of a folder, or after a clip, has none to differ from.
+        """
+        if self.proposer is not None and self._still_folder != path.parent:
+            self.proposer.reset()
+        self._still_folder = path.parent
+        try:
+            converted, taken = self._read_still(path)
+        except StreamError:
+            if self.proposer is not None:
+                self.proposer.reset()  # the next photo has none before it to differ from
+            self._still_folder = None
+            raise
+        self.counters["frames_in"] += 1
+        self.counters["sampled"] += 1
+        return self._make(converted, taken, None, str(path), taken, still=True)
+
+    def _read_still(self, path: Path) -> tuple[Converted, float]:
+        """A still decoded and converted (at a reduced JPEG scale where that is enough), and its time."""
         image = open_still(path, self.spec.max_image_pixels)
         try:
             taken = still_time(image, path)
@@ -166,9 +188,17 @@ class FrameMaker:
                 raise StreamError(str(path), "not_video", str(exc)) from None
         finally:
             image.close()
-        self.counters["frames_in"] += 1
-        self.counters["sampled"] += 1
-        return self._make(converted, taken, None, str(path), taken, still=True)
+        return converted, taken
+
+    def prime_still(self, path: Path) -> None:
+        """Read ``path`` as the photo before the next one (a decoding process that did not read it
+        itself), so the next still's regions are what they are when one reader reads them all."""
+        seq, counters = self.seq, dict(self.counters)
+        try:
+            self.from_still(path)
+        except StreamError:
+            pass  # from_still left the state of a reader that met an unreadable photo
+        self.seq, self.counters = seq, counters
 
     def _make(self, converted: Converted, captured_at: float, media_time: float | None,
               source: str | None, now: float, still: bool = False) -> Frame | None:

@@ -6,8 +6,9 @@ ring of frame slots in shared memory: it writes a sampled frame's pixels into a 
 only the slot number and the frame's small fields through a queue; the main process copies the
 pixels out of the slot (one memcpy, no pickling through a pipe) and hands the slot back.
 
-Files are dealt to the workers in turn and read back in that same order, so the trackers see the
-frames exactly as a single process would produce them: the outputs do not depend on N. Workers are
+Files are dealt to the workers in runs of consecutive files (a still's regions are what differs from
+the photo before it: a run's first file is primed with that photo) and read back in that same order,
+so the trackers see the frames exactly as a single process would produce them: the outputs do not depend on N. Workers are
 started with `spawn` (torch does not survive fork) and import no torch.
 """
 
@@ -31,13 +32,14 @@ from birdstream.errors import first_line
 from birdstream.ingest.errors import StreamError
 from birdstream.ingest.files import read_media
 from birdstream.ingest.frames import FrameMaker
-from birdstream.ingest.media import list_media
+from birdstream.ingest.media import is_still, list_media
 from birdstream.ingest.spec import SourceSpec, local_path
 from birdstream.messages import Frame
 
 log = logging.getLogger(__name__)
 
 SLOTS = 8  # frames in flight per worker: enough to cover a batch's forward, little memory (8 x 442 KB at 384 px)
+RUN = 8  # consecutive files of a folder one process reads in a row (the first is primed with the one before)
 _POLL_S = 0.5  # how often a waiting reader checks that its worker is still alive
 
 
@@ -71,11 +73,13 @@ class DecodePool:
             self._workers.append(_Worker(process, tasks, results, free, shm))
         self._slots = [np.ndarray((SLOTS, *self.shape), np.uint8, buffer=w.shm.buf) for w in self._workers]
 
-    def submit(self, spec: SourceSpec, path: Path | None, want_full: bool = False) -> int:
-        """Queue one file (or the spec's own source when path is None); returns its ticket for frames()."""
-        n = self._next % len(self._workers)
+    def submit(self, spec: SourceSpec, path: Path | None, want_full: bool = False, prev: Path | None = None) -> int:
+        """Queue one file (or the spec's own source when path is None) and, for a folder's file, the
+        one before it; returns its ticket for frames(). Runs of RUN consecutive files go to one
+        process, which then reads them as one reader would (a burst's photos differ from each other)."""
+        n = (self._next // RUN) % len(self._workers)
         self._next += 1
-        self._workers[n].tasks.put((spec, path, want_full))
+        self._workers[n].tasks.put((spec, path, want_full, prev))
         return n
 
     def frames(self, ticket: int) -> Iterator[Frame]:
@@ -156,7 +160,7 @@ class Prefetch:
             paths = list_media(local_path(spec.url), errors.append)
         except StreamError as err:
             return "error", err, []
-        return "folder", [(p, pool.submit(spec, p)) for p in paths], errors
+        return "folder", [(p, pool.submit(spec, p, prev=paths[i - 1] if i else None)) for i, p in enumerate(paths)], errors
 
     def frames(self, path: Path, on_error: Callable[[StreamError], None], stop: threading.Event) -> Iterator[Frame]:
         """The frames of one input, as iter_frames gives them (folder errors to on_error)."""
@@ -190,14 +194,23 @@ def _work(shm_name: str, shape: tuple[int, int, int], tasks: Any, results: Any, 
     stop = threading.Event()
     parent = mp.parent_process()
     try:
+        maker, last = None, None
         while True:
-            spec, path, want_full = _take(tasks, parent)
-            maker = FrameMaker(spec, shape[:2], want_full=want_full, gate=bool(spec.motion_gate))
+            spec, path, want_full, prev = _take(tasks, parent)
+            if maker is None or prev is None or last != (spec, want_full, prev):
+                # A new input, or not the file this process read last: start as a reader of this
+                # input would, primed with the photo before (a still's regions differ from it).
+                maker = FrameMaker(spec, shape[:2], want_full=want_full, gate=bool(spec.motion_gate))
+                if prev is not None and path is not None and is_still(prev) and is_still(path):
+                    maker.prime_still(prev)
+            else:
+                maker.new_file()
+            last = (spec, want_full, path)
             try:
                 for frame in read_media(maker, spec, path, stop):
                     slot = _take(free, parent)
                     slots[slot] = frame.image
-                    fields = {f.name: getattr(frame, f.name) for f in dataclasses.fields(frame) if f.name != "image"}
+                    fields = _fields(frame, want_full)
                     results.put(("frame", fields, slot))
             except StreamError as err:
                 results.put(("error", (err.label, err.kind, err.detail)))
@@ -208,10 +221,22 @@ def _work(shm_name: str, shape: tuple[int, int, int], tasks: Any, results: Any, 
                 continue
             results.put(("done",))
     except _Orphaned:
-        pass
+        # Nobody reads the results any more: exit without waiting to flush what is still buffered
+        # (the pipe is full and this process holds its read end too, so the flush would wait forever).
+        results.cancel_join_thread()
     finally:
         del slots
         shm.close()
+
+
+def _fields(frame: Frame, want_full: bool) -> dict[str, Any]:
+    """What of a frame goes through the queue beside its slot: small fields and the region crops at
+    model size; the pictures at source resolution (for snapshots) only when they were asked for."""
+    fields = {f.name: getattr(frame, f.name) for f in dataclasses.fields(frame) if f.name != "image"}
+    if not want_full:
+        fields["full"] = None
+        fields["regions"] = tuple(dataclasses.replace(r, crop=None) for r in frame.regions)
+    return fields
 
 
 class _Orphaned(Exception):

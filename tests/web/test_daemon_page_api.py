@@ -70,8 +70,16 @@ def test_the_daemon_serves_its_sightings_reviews_and_snapshots(tmp_path: Path, p
         # The review survives a restart; a store lost between runs comes back from the log, review included.
         (daemon.state_dir / "sightings.sqlite3").unlink()
         with daemon.start():
-            assert get_json(f"{base}/api/sightings/{sid}")[1]["review"] == "false"
+            # The store is rebuilt from the log beside the start, not before it: wait for the sighting.
+            s = wait_until(lambda: _found(f"{base}/api/sightings/{sid}"), timeout=60, what="the rebuilt store to answer")
+            assert s["review"] == "false"
             assert daemon.terminate() == 0
         # (the second run reads the file again: its new sightings are not compared)
         assert [r for r in store_rows(daemon.state_dir) if r[0] == sid] == [r for r in live if r[0] == sid]
         assert "Traceback" not in daemon.log_text(all_runs=True)
+
+
+def _found(url: str) -> dict | None:
+    """The JSON of a 200 answer, else None (still being rebuilt)."""
+    status, body = get_json(url)
+    return body if status == 200 else None
