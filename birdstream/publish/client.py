@@ -54,7 +54,7 @@ def paho_client(opts: MqttOptions, client_id: str, *, will_topic: str) -> mqtt.C
     client.will_set(will_topic, OFFLINE, qos=1, retain=True)
     if opts.username is not None or opts.password is not None:
         client.username_pw_set(opts.username or "", opts.password)
-    if opts.password and opts.tls is None and not _loopback(opts.host):
+    if opts.password and opts.tls is None and not is_loopback(opts.host):
         log.warning("MQTT broker %s: the password goes over plain TCP, readable by anyone on the network "
                     "between here and the broker; enable mqtt.tls", opts.endpoint)
     if opts.tls is not None:
@@ -83,8 +83,8 @@ def _set_tls(client: mqtt.Client, opts: MqttOptions) -> None:
     client.tls_insecure_set(tls.insecure)  # the host name check only: the chain is still verified
 
 
-def _loopback(host: str) -> bool:
-    """A broker on this machine: a plain-TCP password never crosses a network."""
+def is_loopback(host: str) -> bool:
+    """A host name or address of this machine (a plain-TCP password to it never crosses a network)."""
     if host == "localhost":
         return True
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import ipaddress
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from birdstream.messages import StreamStatus
+from birdstream.publish.client import is_loopback
 from birdstream.publish.store import StoreWriter
 from birdstream.publish.store_query import StoreReader, parse_cursor
 
@@ -25,15 +25,6 @@ MAX_LIMIT = 500
 
 class BadRequest(ValueError):
     """A request the user can fix: answered 400 with this message."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def host_name(header: str) -> str:
