@@ -19,6 +19,8 @@ from pydantic.json_schema import SkipJsonSchema
 
 from birdstream.config.export import DeploymentConfig
 from birdstream.config.notify import DigestConfig, NotifyTargetConfig
+from birdstream.config.regions import RegionsConfig
+from birdstream.config.web import HttpConfig, StoreConfig
 from birdstream.config.base import (
     DEFAULT_WEIGHTS,
     DEVICE_PATTERN,
@@ -107,29 +109,6 @@ class V4l2Config(Section):
     """USB cameras: capture height in pixels; null = the driver's default."""
     fps: Annotated[float, Field(gt=0, le=1000)] | None = None
     """USB cameras: capture frame rate; null = the driver's default."""
-
-
-class RegionsConfig(Section):
-    enabled: bool = True
-    """Find moving bird-sized regions and classify each on its own crop at source resolution, beside the whole frame; false = whole frame only (as before regions)."""
-    max_regions: Annotated[int, Field(ge=1, le=32)] = 4
-    """Crops per frame at most, moving and largest first (motion everywhere never floods the engine)."""
-    analysis_width: Annotated[int, Field(ge=64, le=1920)] = 320
-    """Width in pixels of the grey picture motion is measured on."""
-    pixel_delta: Annotated[int, Field(ge=1, le=255)] = 20
-    """Grey-level change (of 255) that counts an analysis pixel as moving."""
-    min_box_px: Annotated[int, Field(ge=1, le=4096)] = 12
-    """Smallest moving box that is a region (shorter side, source pixels)."""
-    max_box_fraction: Annotated[float, Field(gt=0, le=1)] = 0.25
-    """Largest moving box that is a region (fraction of the picture's area); larger things are left to the whole frame."""
-    max_aspect: Annotated[float, Field(ge=1, le=100)] = 5
-    """A moving box longer than this many times its width (a wire, a shadow edge) is not a region."""
-    everywhere: Annotated[float, Field(gt=0, le=1)] = 0.4
-    """When this fraction of the picture changes at once (lights on, camera shake), recalibrate the background instead of proposing regions."""
-    context: Annotated[float, Field(ge=1, le=20)] = 3
-    """A crop is a square this many times the moving box's longer side (context around the bird)."""
-    min_crop_px: Annotated[int, Field(ge=16, le=8192)] = 128
-    """Smallest crop side in source pixels."""
 
 
 class StreamConfig(Section):
@@ -337,36 +316,6 @@ class SnapshotsConfig(Section):
     """Snapshots older than this are deleted."""
     max_total_mb: Annotated[float, Field(gt=0)] = 1000
     """The oldest snapshots are deleted when all of them together exceed this many MiB."""
-
-
-class HttpAuthConfig(Section):
-    username: Annotated[str, Field(min_length=1, pattern=r"^[^:]+$")]
-    """User name for HTTP basic auth (needed to review off loopback)."""
-    password_file: ConfigPath
-    """File holding the password (never logged)."""
-    password: SkipJsonSchema[SecretStr | None] = Field(default=None, exclude=True)
-
-
-class HttpConfig(Section):
-    enabled: bool = False
-    """Serve the station's page and API, /healthz and Prometheus /metrics over HTTP."""
-    host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
-    """Address to listen on; off loopback (e.g. 0.0.0.0) the page is read-only unless http.auth is set."""
-    port: Annotated[int, Field(ge=1, le=65535)] = 9108
-    """TCP port to listen on."""
-    auth: HttpAuthConfig | None = None
-    """Basic auth that allows reviews off loopback: {username, password_file}; null = read-only off loopback."""
-    max_connections: Annotated[int, Field(ge=1, le=10_000)] = 64
-    """Concurrent connections at most; beyond it requests get 503 (live pages hold one each)."""
-    max_body_bytes: Annotated[int, Field(ge=1024, le=10_485_760)] = 65_536
-    """Largest request body accepted (413 beyond)."""
-
-
-class StoreConfig(Section):
-    enabled: bool = True
-    """Keep every sighting in state_dir/sightings.sqlite3, the source of the station's page and API."""
-    max_age_days: Annotated[float, Field(gt=0)] | None = 365
-    """Sightings that started longer ago are deleted from the store (sightings.jsonl keeps them); null keeps all."""
 
 
 class ServiceConfig(Section):

@@ -8,58 +8,19 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from birdstream.engine import metrics
-from birdstream.engine.calls import BatchClassifier, Handle, is_out_of_memory, submitter
+from birdstream.engine.batch import Launched, Taken, frame_images, images_in, regroup
+from birdstream.engine.calls import BatchClassifier, is_out_of_memory, submitter
 from birdstream.engine.mailbox import INVALID, OOM, REMOVED, SHUTDOWN, STALE, Mailbox
 from birdstream.errors import first_line
 from birdstream.messages import Frame, Prediction
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BatchClassifier", "Engine", "is_out_of_memory"]
-
-Taken = list[tuple[Mailbox, Frame]]
-
-
-@dataclass
-class _Launched:
-    """One gathered batch: its frames, the valid ones, and the classifier's handle (None after an OOM)."""
-
-    taken: Taken
-    good: Taken
-    handle: Handle | None = None
-    started: float = 0.0  # clock() at launch
-    t0: float = field(default_factory=time.perf_counter)
-
-    @property
-    def ready(self) -> bool:
-        return self.handle is None or bool(self.handle.ready)
-
-
-def frame_images(frame: Frame) -> list[np.ndarray]:
-    """What the classifier judges of one frame: the whole picture, then each region's crop."""
-    return [frame.image, *(region.image for region in frame.regions)]
-
-
-def _regroup(good: list[tuple[Mailbox, Frame]], probs: list[np.ndarray]) -> list[Prediction]:
-    """One Prediction per frame from the probabilities of its images (whole picture, then crops)."""
-    predictions: list[Prediction] = []
-    i = 0
-    for _, frame in good:
-        n = 1 + len(frame.regions)
-        predictions.append(Prediction(frame=frame, probs=probs[i], region_probs=tuple(probs[i + 1 : i + n])))
-        i += n
-    return predictions
-
-
-def images_in(batch: list[tuple[Mailbox, Frame]]) -> int:
-    """Batches count images, not frames: a frame with crops fills more of one."""
-    return sum(1 + len(frame.regions) for _, frame in batch)
-
+__all__ = ["BatchClassifier", "Engine", "frame_images", "images_in", "is_out_of_memory"]
 
 class Engine:
     """Gathers frames round-robin from per-stream mailboxes into batches and classifies them.
@@ -206,7 +167,7 @@ class Engine:
     # ---- the loop ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        pending: _Launched | None = None  # launched, not yet collected
+        pending: Launched | None = None  # launched, not yet collected
         try:
             while True:
                 self.heartbeat = self.clock()
@@ -311,7 +272,7 @@ class Engine:
             oldest = enqueued if oldest is None else min(oldest, enqueued)
         return oldest
 
-    def _launch(self, batch: Taken) -> _Launched:
+    def _launch(self, batch: Taken) -> Launched:
         """Check, stack and launch one gathered batch (classified at once by a synchronous classifier)."""
         h, w = self.classifier.input_size
         good: Taken = []
@@ -320,7 +281,7 @@ class Engine:
                 good.append((box, frame))
             else:
                 self._drop_invalid(box, frame)
-        launched = _Launched(batch, good, started=self.clock())
+        launched = Launched(batch, good, started=self.clock())
         if not good:
             return launched
         if self.busy_since is None:
@@ -330,14 +291,14 @@ class Engine:
         launched.handle = self._try(lambda: self._submit(self._stack(images)), len(images))
         return launched
 
-    def _deliver(self, launched: _Launched) -> None:
+    def _deliver(self, launched: Launched) -> None:
         """Collect a launched batch and hand its predictions on, in the order the frames were taken."""
         good = launched.good
         probs = self._try(launched.handle.result, images_in(good)) if launched.handle is not None else None
         if probs is not None:
             metrics.INFERENCE_SECONDS.observe(time.perf_counter() - launched.t0)
             metrics.BATCH_SIZE.observe(len(probs))
-            predictions = _regroup(good, list(probs))
+            predictions = regroup(good, list(probs))
         else:
             predictions = self._classify_in_parts(good) if good else []
         if predictions:

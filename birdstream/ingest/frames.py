@@ -70,12 +70,7 @@ class FrameMaker:
         ctx = stream.codec_context
         base = None if live else (file_time(container, path) if path is not None else time.time())
         stall_s = self.spec.stall_s if live else 0.0
-        self.clock.restart()
-        if self.proposer is not None:
-            # A video's regions start from its own first picture; stills of a folder keep comparing
-            # with the photo before them (a camera trap's burst), so new_file() does not reset this.
-            self.proposer.reset()
-        self._still_folder = None
+        self._start_clip()
         self.last_decode = time.monotonic()
         dropped_before = self.counters["dropped"]
         on_device = ctx.is_hwaccel  # until the first picture, a decode error blames the device
@@ -114,6 +109,14 @@ class FrameMaker:
             skipped = self.counters["dropped"] - dropped_before
             if skipped:
                 log.warning("%s: damaged data, %d corrupt packet(s) skipped or concealed", label, skipped)
+
+    def _start_clip(self) -> None:
+        """A clip's media clock and regions start from its own first picture (stills of a folder keep
+        comparing with the photo before them, so new_file() does not reset the regions)."""
+        self.clock.restart()
+        if self.proposer is not None:
+            self.proposer.reset()
+        self._still_folder = None
 
     def _video_stream(self, container: av.container.InputContainer, label: str) -> av.video.stream.VideoStream:
         """The container's video stream, its decoder set up as the spec says."""
