@@ -7,13 +7,14 @@ anything unexpected is logged once with its traceback and exits 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -288,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stopper = _Stopper() if args.command != "run" else None
     old_handlers = {sig: signal.signal(sig, stopper) for sig in (signal.SIGTERM, signal.SIGINT)} if stopper else {}
     args.stop_event = stopper.event if stopper else None
+    args.hold_signals = stopper.hold if stopper else contextlib.nullcontext
     try:
         return command(args)
     except BirdstreamError as exc:
@@ -321,11 +323,32 @@ class _Stopper:
     def __init__(self) -> None:
         self.event = threading.Event()
         self.signum: int | None = None
+        self._held = 0  # inside hold(): the exception waits for the end of the held block
+        self._pending = False
 
     def __call__(self, signum: int, frame: object) -> None:
         self.signum = signum
         self.event.set()
-        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        if self._held:
+            self._pending = True
+            return
+        raise self._exception()
+
+    def _exception(self) -> KeyboardInterrupt:
+        return Terminated() if self.signum == signal.SIGTERM else KeyboardInterrupt()
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """A block a signal does not cut in two (writing one event and noting it): the exception is
+        raised at its end instead."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+            if not self._held and self._pending:
+                self._pending = False
+                raise self._exception()
 
 
 def _one_line(text: str) -> str:

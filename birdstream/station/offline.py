@@ -7,6 +7,7 @@ classifier takes them, nothing is dropped, and event times are on the file's own
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import logging
@@ -209,7 +210,8 @@ def _classify_inputs(args: Any, run: OfflineRun, out: IO[str], summary: _Summary
                 _report(message)
                 failed += 1
             continue
-        count, errors = _classify_one(path, run, out, summary, camtrap)
+        count, errors = _classify_one(path, run, out, summary, camtrap,
+                                      getattr(args, "hold_signals", contextlib.nullcontext))
         if progress is not None and errors:
             progress.clear()
         for message in errors:
@@ -229,30 +231,65 @@ def _classify_inputs(args: Any, run: OfflineRun, out: IO[str], summary: _Summary
 
 
 def _classify_one(path: Path, run: OfflineRun, out: IO[str], summary: _Summary | None,
-                  camtrap: collect.Collector | None) -> tuple[int, list[str]]:
+                  camtrap: collect.Collector | None, hold: Callable[[], Any]) -> tuple[int, list[str]]:
     """Write one input's events; returns their count and its error lines (an unreadable input or folder file)."""
     if not path.exists():
         return 0, [f"{path}: no such file or folder"]
     errors: list[SourceError] = []
-    count = 0
+    written = _Written(path, out, summary, camtrap, hold)
     run.on_frame = functools.partial(camtrap.add_frame, path) if camtrap is not None else None
+    events = run.events(path)
     try:
-        for event in run.events(path):
-            out.write(json_line(event))
-            out.flush()
-            count += 1
-            if summary is not None:
-                summary.add(str(path), event)
-            if camtrap is not None:
-                camtrap.add_event(path, event)
+        for event in events:
+            written.add(event)
     except SourceError as err:
         errors.append(err)
+    except KeyboardInterrupt:
+        written.close_from(events)
+        raise
     errors += run.errors
     run.errors.clear()
     if camtrap is not None:
         for err in errors:
             camtrap.add_failure(path, err)
-    return count, [str(err) for err in errors]
+    return written.count, [str(err) for err in errors]
+
+
+class _Written:
+    """The outputs of one input's events. Each event is written whole and noted under `hold()` (a
+    SIGTERM or Ctrl-C waits for the end of it), and a sighting whose start was never written (the
+    signal came between the tracker and here) writes nothing more: every start written gets its end."""
+
+    def __init__(self, path: Path, out: IO[str], summary: _Summary | None, camtrap: collect.Collector | None,
+                 hold: Callable[[], Any]) -> None:
+        self.path, self.out, self.summary, self.camtrap, self.hold = path, out, summary, camtrap, hold
+        self.started: set[str] = set()
+        self.count = 0
+
+    def add(self, event: SightingEvent) -> None:
+        with self.hold():
+            if event.event != "start" and event.id not in self.started:
+                return
+            self.out.write(json_line(event))
+            self.out.flush()
+            self.started.add(event.id)
+            self.count += 1
+            if self.summary is not None:
+                self.summary.add(str(self.path), event)
+            if self.camtrap is not None:
+                self.camtrap.add_event(self.path, event)
+
+    def close_from(self, events: Iterator[SightingEvent]) -> None:
+        """After a signal raised in this loop rather than inside `events`: let it end its open sightings."""
+        if getattr(events, "gi_frame", None) is None:
+            return  # raised inside the generator, which has already handed over its ends
+        try:
+            event = events.throw(KeyboardInterrupt())  # type: ignore[attr-defined]
+            while True:
+                self.add(event)
+                event = next(events)
+        except (KeyboardInterrupt, StopIteration):
+            return
 
 
 def _write_exports(args: Any, collector: collect.Collector, classifier: Any, progress: IO[str] | None) -> None:

@@ -160,3 +160,25 @@ def test_a_one_shot_command_leaves_the_sigterm_handler_as_it_found_it() -> None:
             "assert signal.getsignal(signal.SIGTERM) is before\n")
     result = python(code)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_signal_inside_a_held_block_is_raised_at_its_end() -> None:
+    """classify writes each event whole: SIGTERM during the write is raised after it, not inside it."""
+    code = ("import os, signal\n"
+            "from birdstream.cli import Terminated, _Stopper\n"
+            "stop = _Stopper()\n"
+            "signal.signal(signal.SIGTERM, stop)\n"
+            "done = []\n"
+            "try:\n"
+            "    with stop.hold():\n"
+            "        os.kill(os.getpid(), signal.SIGTERM)\n"
+            "        done.append('written')\n"
+            "except Terminated:\n"
+            "    print('raised after', done, stop.event.is_set())\n"
+            "try:\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "except Terminated:\n"
+            "    print('raised at once')\n")
+    result = python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["raised after ['written'] True", "raised at once"]
